@@ -173,11 +173,16 @@ pub enum UnixName {
 /// One end of a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
-    Inet { addr: IpAddr, port: u16 },
+    Inet {
+        addr: IpAddr,
+        port: u16,
+    },
     /// Local end of a unix socket.
     UnixLocal(UnixName),
     /// Remote end of a unix socket: the peer socket's inode, when connected.
-    UnixPeer { peer_inode: Option<u64> },
+    UnixPeer {
+        peer_inode: Option<u64>,
+    },
 }
 
 impl Endpoint {

@@ -1,0 +1,473 @@
+//! The pipeline for one target: resolve it, open its namespace, dump its sockets (netlink, or
+//! `/proc/<pid>/net` as the fallback), attribute them to processes, annotate their roles.
+//! Decides nothing about presentation; all syscalls go through `sys`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::annotate;
+use crate::catalog::Catalog;
+use crate::classify::classify;
+use crate::error::Error;
+use crate::model::{Family, Holder, Proto, Socket, State};
+use crate::parse::{proc_net, sock_diag};
+use crate::sys::netlink::{Dump, SockDiag};
+use crate::sys::netns::{Netns, NsError};
+use crate::sys::procfs::ProcRoot;
+
+/// Which network namespace to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The one podports runs in.
+    Current,
+    /// The one process PID is in.
+    Pid(i32),
+    /// A name under /run/netns, or a path to an nsfs file.
+    Netns(String),
+}
+
+/// Where sockets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Netlink,
+    Proc,
+}
+
+/// Which sockets to keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub listening: bool,
+    /// Protocols to show; empty means all.
+    pub protos: Vec<Proto>,
+    /// Keep sockets whose local or remote port is one of these; empty means all.
+    pub ports: Vec<u16>,
+}
+
+impl Filters {
+    fn wants(&self, proto: Proto) -> bool {
+        self.protos.is_empty() || self.protos.contains(&proto)
+    }
+
+    fn keeps(&self, s: &Socket) -> bool {
+        if !self.wants(s.proto) || (self.listening && !s.is_listening()) {
+            return false;
+        }
+        self.ports.is_empty()
+            || [s.local.port(), s.remote.port()]
+                .into_iter()
+                .flatten()
+                .any(|p| self.ports.contains(&p))
+    }
+}
+
+/// What to inspect and how.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub target: Target,
+    pub source: Source,
+    pub filters: Filters,
+    /// The `/proc` to read (another path when the host's is mounted elsewhere).
+    pub proc_root: PathBuf,
+    /// Where `ip netns` names live.
+    pub netns_dir: PathBuf,
+}
+
+/// The namespace looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsInfo {
+    pub inode: Option<u64>,
+    /// How the user named it: `current`, `pid 1234`, `netns /run/netns/x`.
+    pub target: String,
+}
+
+/// Everything one inspection found.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub netns: NetnsInfo,
+    pub source: Source,
+    pub sockets: Vec<Socket>,
+    /// Things the user must know: a fallback taken, owners hidden, a message skipped.
+    pub warnings: Vec<String>,
+    /// Sockets whose owners could not be seen for lack of privilege.
+    pub hidden_owners: usize,
+}
+
+/// A resolved target: its namespace handle if it could be opened, and the pid to read
+/// `/proc/<pid>/net` from if it comes to that.
+struct Resolved {
+    ns: Option<Netns>,
+    pid: Option<i32>,
+    label: String,
+    inode: Option<u64>,
+    /// Why the namespace could not be opened, when it could not.
+    denied: Option<String>,
+}
+
+pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
+    let procfs = ProcRoot::new(&req.proc_root);
+    let target = resolve(req, &procfs)?;
+    let mut warnings = Vec::new();
+
+    let (mut sockets, source) = match (req.source, &target.ns) {
+        (Source::Netlink, Some(ns)) => match dump_netlink(ns, &req.filters) {
+            Ok(dump) => {
+                warnings.extend(dump.warnings);
+                (dump.sockets, Source::Netlink)
+            }
+            Err(DumpFailure::Denied(why)) => match target.pid {
+                Some(pid) => {
+                    warnings.push(format!(
+                        "cannot enter the network namespace of pid {pid} ({why}; needs \
+                         CAP_SYS_ADMIN): read /proc/{pid}/net instead, which has no unix peer \
+                         inodes and no listen backlog"
+                    ));
+                    (
+                        dump_proc(&procfs, pid, &req.filters, &mut warnings)?,
+                        Source::Proc,
+                    )
+                }
+                None => {
+                    return Err(Error::Privilege(format!(
+                        "cannot enter {} ({why}): entering another network namespace needs \
+                         CAP_SYS_ADMIN; run as root, or use --pid with a process of that \
+                         namespace to read its /proc/PID/net instead",
+                        target.label
+                    )));
+                }
+            },
+            Err(DumpFailure::Other(why)) => match target.pid {
+                Some(pid) => {
+                    warnings.push(format!(
+                        "netlink sock_diag failed ({why}): read /proc/{pid}/net instead"
+                    ));
+                    (
+                        dump_proc(&procfs, pid, &req.filters, &mut warnings)?,
+                        Source::Proc,
+                    )
+                }
+                None => return Err(Error::Unreachable(format!("{}: {why}", target.label))),
+            },
+        },
+        (Source::Netlink, None) => {
+            // Only a --pid target whose namespace file we may not open gets here.
+            let pid = target.pid.ok_or_else(|| {
+                Error::Unreachable(format!("{}: cannot open the namespace", target.label))
+            })?;
+            warnings.push(format!(
+                "cannot open the network namespace of pid {pid} ({}; needs CAP_SYS_PTRACE \
+                 or CAP_SYS_ADMIN): read /proc/{pid}/net instead, which has no unix peer \
+                 inodes and no listen backlog",
+                target.denied.as_deref().unwrap_or("permission denied")
+            ));
+            (
+                dump_proc(&procfs, pid, &req.filters, &mut warnings)?,
+                Source::Proc,
+            )
+        }
+        (Source::Proc, _) => {
+            let pid = match target.pid {
+                Some(pid) => pid,
+                None => pid_in_netns(&procfs, &target)?,
+            };
+            (
+                dump_proc(&procfs, pid, &req.filters, &mut warnings)?,
+                Source::Proc,
+            )
+        }
+    };
+    sockets.retain(|s| req.filters.keeps(s));
+
+    let hidden_owners = attribute(&procfs, &mut sockets, target.inode, &mut warnings);
+    annotate::annotate(&mut sockets, catalog);
+    sort(&mut sockets);
+
+    Ok(Inspection {
+        netns: NetnsInfo {
+            inode: target.inode,
+            target: target.label,
+        },
+        source,
+        sockets,
+        warnings,
+        hidden_owners,
+    })
+}
+
+fn resolve(req: &Request, procfs: &ProcRoot) -> Result<Resolved, Error> {
+    match &req.target {
+        Target::Current => {
+            let ns = Netns::current().map_err(|e| Error::Unreachable(e.to_string()))?;
+            Ok(Resolved {
+                inode: Some(ns.id.inode),
+                ns: Some(ns),
+                pid: None,
+                label: "current".into(),
+                denied: None,
+            })
+        }
+        Target::Pid(pid) => resolve_pid(*pid, procfs),
+        Target::Netns(spec) => {
+            let path = if spec.contains('/') {
+                PathBuf::from(spec)
+            } else {
+                req.netns_dir.join(spec)
+            };
+            let ns = Netns::open(&path).map_err(|e| match e {
+                NsError::Missing(_) if !spec.contains('/') => Error::Unreachable(format!(
+                    "network namespace '{spec}' not found: no {} (list them with `ip netns list`)",
+                    path.display()
+                )),
+                NsError::Missing(_) => Error::Unreachable(format!(
+                    "{}: no such file; give a name under {} or a path to a netns file such as \
+                     /proc/PID/ns/net",
+                    path.display(),
+                    req.netns_dir.display()
+                )),
+                NsError::NotNetns(..) => Error::Usage(e.to_string()),
+                NsError::Denied(_, errno) => Error::Privilege(format!(
+                    "{}: {}: opening a network namespace file needs read access to it (run \
+                     as root)",
+                    path.display(),
+                    errno.desc()
+                )),
+                NsError::Other(..) => Error::Unreachable(e.to_string()),
+            })?;
+            Ok(Resolved {
+                inode: Some(ns.id.inode),
+                ns: Some(ns),
+                pid: None,
+                label: format!("netns {}", path.display()),
+                denied: None,
+            })
+        }
+    }
+}
+
+fn resolve_pid(pid: i32, procfs: &ProcRoot) -> Result<Resolved, Error> {
+    let label = format!("pid {pid}");
+    let gone = || {
+        Error::Unreachable(format!(
+            "no process with pid {pid} (it may have exited); find the pid with `ps -e` or \
+             `pgrep`"
+        ))
+    };
+    if pid <= 0 {
+        return Err(Error::Usage(format!(
+            "--pid {pid}: a pid is a positive number"
+        )));
+    }
+    let started = procfs.start_time(pid).ok_or_else(gone)?;
+    let path = procfs.path().join(pid.to_string()).join("ns/net");
+    let opened = Netns::open(&path);
+    // A pid reused between our two looks would hand us another process's namespace.
+    if procfs.start_time(pid) != Some(started) {
+        return Err(Error::Unreachable(format!(
+            "pid {pid} exited (or was reused) while its namespace was being opened; run again"
+        )));
+    }
+    match opened {
+        Ok(ns) => Ok(Resolved {
+            inode: Some(ns.id.inode),
+            ns: Some(ns),
+            pid: Some(pid),
+            label,
+            denied: None,
+        }),
+        Err(NsError::Denied(_, errno)) => Ok(Resolved {
+            inode: procfs.netns_inode(pid),
+            ns: None,
+            pid: Some(pid),
+            label,
+            denied: Some(errno.desc().to_string()),
+        }),
+        Err(NsError::Missing(_)) => Err(Error::Unreachable(format!(
+            "pid {pid} has no network namespace to look at (a zombie or exiting process); \
+             pick another process of the pod"
+        ))),
+        Err(e) => Err(Error::Unreachable(e.to_string())),
+    }
+}
+
+/// A process living in the target namespace, for reading `/proc/<pid>/net` of a netns target.
+fn pid_in_netns(procfs: &ProcRoot, target: &Resolved) -> Result<i32, Error> {
+    let inode = target.inode;
+    if let Ok(pids) = procfs.pids() {
+        for pid in pids {
+            if inode.is_some() && procfs.netns_inode(pid) == inode {
+                return Ok(pid);
+            }
+        }
+    }
+    Err(Error::Unreachable(format!(
+        "--source proc needs a process inside {} to read /proc/PID/net from, and none was \
+         found; use --source netlink",
+        target.label
+    )))
+}
+
+enum DumpFailure {
+    Denied(String),
+    Other(String),
+}
+
+fn dump_netlink(ns: &Netns, filters: &Filters) -> Result<Dump, DumpFailure> {
+    let mut diag = ns
+        .run_in(SockDiag::open)
+        .map_err(|e| match e {
+            NsError::Denied(_, errno) => DumpFailure::Denied(format!("setns: {}", errno.desc())),
+            e => DumpFailure::Other(e.to_string()),
+        })?
+        .map_err(|e| DumpFailure::Other(format!("opening a NETLINK_SOCK_DIAG socket: {e}")))?;
+    let inet_states = if filters.listening {
+        sock_diag::LISTENING_STATES
+    } else {
+        sock_diag::ALL_INET_STATES
+    };
+    let mut out = Dump::default();
+    for proto in [Proto::Tcp, Proto::Udp] {
+        if !filters.wants(proto) {
+            continue;
+        }
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let dump = diag
+                .dump_inet(family, proto, inet_states)
+                .map_err(|e| DumpFailure::Other(e.to_string()))?;
+            out.sockets.extend(dump.sockets);
+            out.warnings.extend(dump.warnings);
+        }
+    }
+    if filters.wants(Proto::Unix) {
+        let dump = diag
+            .dump_unix(sock_diag::ALL_UNIX_STATES)
+            .map_err(|e| DumpFailure::Other(e.to_string()))?;
+        out.sockets.extend(dump.sockets);
+        out.warnings.extend(dump.warnings);
+    }
+    Ok(out)
+}
+
+fn dump_proc(
+    procfs: &ProcRoot,
+    pid: i32,
+    filters: &Filters,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Socket>, Error> {
+    let files: [(&str, Proto, Option<Family>); 5] = [
+        ("tcp", Proto::Tcp, Some(Family::Ipv4)),
+        ("tcp6", Proto::Tcp, Some(Family::Ipv6)),
+        ("udp", Proto::Udp, Some(Family::Ipv4)),
+        ("udp6", Proto::Udp, Some(Family::Ipv6)),
+        ("unix", Proto::Unix, None),
+    ];
+    let mut sockets = Vec::new();
+    for (name, proto, family) in files {
+        if !filters.wants(proto) {
+            continue;
+        }
+        let text = match procfs.net_file(Some(pid), name) {
+            Ok(t) => t,
+            // IPv6 disabled: no tcp6/udp6 file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && family == Some(Family::Ipv6) => {
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::Unreachable(format!(
+                    "/proc/{pid}/net/{name}: {e} (the process may have exited)"
+                )));
+            }
+        };
+        let parsed = match family {
+            Some(family) => proc_net::parse_inet(&text, proto, family),
+            None => proc_net::parse_unix(&text),
+        };
+        for err in parsed.errors {
+            warnings.push(format!("/proc/{pid}/net/{name}: skipped {err}"));
+        }
+        sockets.extend(parsed.sockets);
+    }
+    Ok(sockets)
+}
+
+/// Fill in every socket's holders. Returns how many sockets stay without a visible owner
+/// because some process's fds could not be read.
+fn attribute(
+    procfs: &ProcRoot,
+    sockets: &mut [Socket],
+    netns: Option<u64>,
+    warnings: &mut Vec<String>,
+) -> usize {
+    // TIME_WAIT and request sockets have inode 0: no process holds them.
+    let wanted: HashSet<u64> = sockets
+        .iter()
+        .filter(|s| s.inode != 0)
+        .map(|s| s.inode)
+        .collect();
+    if wanted.is_empty() {
+        return 0;
+    }
+    let owners = match procfs.owners(&wanted, netns) {
+        Ok(o) => o,
+        Err(e) => {
+            warnings.push(format!(
+                "cannot list processes in {}: {e}; owners are not shown",
+                procfs.path().display()
+            ));
+            return 0;
+        }
+    };
+    for s in sockets.iter_mut() {
+        if let Some(list) = owners.by_inode.get(&s.inode) {
+            s.holders = list
+                .iter()
+                .map(|(p, fd)| {
+                    let c = classify(p);
+                    Holder {
+                        process: p.clone(),
+                        fd: *fd,
+                        kind: c.kind,
+                        basis: c.basis,
+                    }
+                })
+                .collect();
+        }
+    }
+    let orphans = sockets
+        .iter()
+        .filter(|s| s.inode != 0 && s.holders.is_empty() && s.state != State::TimeWait)
+        .count();
+    if orphans > 0 && !owners.unreadable.is_empty() {
+        warnings.push(format!(
+            "owners hidden: {orphans} socket(s) have no visible owner and the fds of {} \
+             process(es) could not be read; grant CAP_SYS_PTRACE (or use `kubectl debug \
+             --profile=general`) to see them",
+            owners.unreadable.len()
+        ));
+        return orphans;
+    }
+    0
+}
+
+/// Listeners first, then by protocol, local port and address, then inode, so the output is
+/// stable from run to run.
+fn sort(sockets: &mut [Socket]) {
+    sockets.sort_by(|a, b| {
+        (
+            !a.is_listening(),
+            a.proto,
+            a.local.port(),
+            &a.local,
+            a.state,
+            &a.remote,
+            a.inode,
+        )
+            .cmp(&(
+                !b.is_listening(),
+                b.proto,
+                b.local.port(),
+                &b.local,
+                b.state,
+                &b.remote,
+                b.inode,
+            ))
+    });
+}

@@ -1,0 +1,77 @@
+//! `podports catalog`: the port catalog as a table or JSON. Pure: writes to any `impl Write`.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::catalog::{Catalog, Entry, Key};
+
+/// The JSON document of `podports catalog -o json`.
+#[derive(Serialize)]
+struct CatalogDoc<'a> {
+    version: u32,
+    entries: Vec<&'a Entry>,
+}
+
+pub fn write_json(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
+    let doc = CatalogDoc {
+        version: crate::render::json::VERSION,
+        entries: catalog.entries().collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
+    writeln!(out)
+}
+
+pub fn write_table(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
+    let mut b = Builder::default();
+    b.push_record([
+        "PORT/PATH",
+        "PROTO",
+        "MESH",
+        "COMPONENT",
+        "NAME",
+        "BIND",
+        "DESCRIPTION",
+        "SOURCE",
+    ]);
+    for e in catalog.entries() {
+        let (key, protos) = match &e.key {
+            Key::Port { port, protos } => (
+                port.to_string(),
+                protos
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            ),
+            Key::Unix { path } => (path.clone(), "unix".to_string()),
+            Key::Address { addrs } => (
+                addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "source".to_string(),
+            ),
+        };
+        let mut description = e.description.clone();
+        if !e.versions.is_empty() {
+            description.push_str(&format!(" [{}]", e.versions));
+        }
+        b.push_record([
+            key,
+            protos,
+            e.mesh.clone(),
+            e.process.clone().unwrap_or_else(|| e.component.to_string()),
+            e.name.clone(),
+            e.bind.map(|b| b.to_string()).unwrap_or_default(),
+            description,
+            e.source.clone(),
+        ]);
+    }
+    let mut table = b.build();
+    table.with(Style::blank());
+    writeln!(out, "{table}")
+}

@@ -1,0 +1,7 @@
+//! Presentation: the table and the JSON document, written to any `impl Write`. Pure: never
+//! reads the system, and never lets a raw control byte from the target reach a terminal.
+
+pub mod catalog;
+pub mod escape;
+pub mod json;
+pub mod table;

@@ -1,0 +1,192 @@
+//! The human view: one row per socket, listeners first, with owners, roles and warnings, and
+//! a footer of what the user must know. Pure: writes to any `impl Write`. Every byte from the
+//! target goes through `escape` first.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::inspect::{Inspection, Source};
+use crate::model::{Endpoint, Holder, Role, Socket, UnixName};
+use crate::render::escape::escape;
+
+/// How much to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Normal,
+    /// Adds inode, uid, queues, fds, cmdline and what each owner's kind rests on.
+    Wide,
+}
+
+pub fn write(out: &mut impl Write, ins: &Inspection, detail: Detail) -> io::Result<()> {
+    let mut b = Builder::default();
+    let mut header = vec!["PROTO", "STATE", "LOCAL", "REMOTE", "PROCESS", "ROLE"];
+    if detail == Detail::Wide {
+        header.extend(["INODE", "UID", "RECV-Q", "SEND-Q", "CMDLINE", "KIND"]);
+    }
+    header.push("WARNINGS");
+    b.push_record(header);
+    for s in &ins.sockets {
+        b.push_record(row(s, detail));
+    }
+    let mut table = b.build();
+    table.with(Style::blank());
+    if ins.sockets.is_empty() {
+        writeln!(out, "no sockets")?;
+    } else {
+        writeln!(out, "{table}")?;
+    }
+    footer(out, ins)
+}
+
+fn row(s: &Socket, detail: Detail) -> Vec<String> {
+    let mut r = vec![
+        s.proto.to_string(),
+        s.state.to_string(),
+        endpoint(&s.local),
+        endpoint(&s.remote),
+        holders(&s.holders, detail),
+        role_cell(s),
+    ];
+    if detail == Detail::Wide {
+        r.push(s.inode.to_string());
+        r.push(s.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()));
+        r.push(s.recv_q.to_string());
+        r.push(s.send_q.to_string());
+        r.push(cmdlines(&s.holders));
+        r.push(kinds(&s.holders));
+    }
+    r.push(
+        s.warnings
+            .iter()
+            .map(|w| escape(w.as_bytes()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    r
+}
+
+/// `127.0.0.1:15000`, `[::]:15001`, a unix path, `@abstract`, `*` for unnamed.
+pub fn endpoint(e: &Endpoint) -> String {
+    match e {
+        Endpoint::Inet {
+            addr: IpAddr::V4(a),
+            port,
+        } => format!("{a}:{}", port_text(*port)),
+        Endpoint::Inet {
+            addr: IpAddr::V6(a),
+            port,
+        } => format!("[{a}]:{}", port_text(*port)),
+        Endpoint::UnixLocal(UnixName::Unnamed) => "*".into(),
+        Endpoint::UnixLocal(UnixName::Path(p)) => escape(p.as_bytes()),
+        Endpoint::UnixLocal(UnixName::Abstract(p)) => format!("@{}", escape(p.as_bytes())),
+        Endpoint::UnixPeer {
+            peer_inode: Some(i),
+        } => format!("peer:{i}"),
+        Endpoint::UnixPeer { peer_inode: None } => "*".into(),
+    }
+}
+
+fn port_text(port: u16) -> String {
+    if port == 0 {
+        "*".into()
+    } else {
+        port.to_string()
+    }
+}
+
+/// `envoy[1234]` for each holding process (once per process, with its fds in wide view).
+fn holders(hs: &[Holder], detail: Detail) -> String {
+    if hs.is_empty() {
+        return "-".into();
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut seen: Vec<i32> = Vec::new();
+    for h in hs {
+        if seen.contains(&h.process.pid) {
+            if detail == Detail::Wide {
+                if let Some(last) = parts.last_mut() {
+                    last.push_str(&format!(",{}", h.fd));
+                }
+            }
+            continue;
+        }
+        seen.push(h.process.pid);
+        let mut text = format!("{}[{}]", escape(h.process.comm.as_bytes()), h.process.pid);
+        if detail == Detail::Wide {
+            text.push_str(&format!(":fd{}", h.fd));
+        }
+        parts.push(text);
+    }
+    parts.join(" ")
+}
+
+fn role_cell(s: &Socket) -> String {
+    match (&s.role, &s.peer_role) {
+        (Some(r), _) => role_name(r),
+        (None, Some(p)) => format!("-> {}", role_name(p)),
+        (None, None) => String::new(),
+    }
+}
+
+/// `envoy admin`, `istiod xds-tls`.
+pub fn role_name(r: &Role) -> String {
+    format!("{} {}", r.component, r.name)
+}
+
+fn cmdlines(hs: &[Holder]) -> String {
+    let mut seen: Vec<i32> = Vec::new();
+    let mut parts = Vec::new();
+    for h in hs {
+        if seen.contains(&h.process.pid) {
+            continue;
+        }
+        seen.push(h.process.pid);
+        let args: Vec<String> = h
+            .process
+            .cmdline
+            .iter()
+            .map(|a| escape(a.as_bytes()))
+            .collect();
+        parts.push(args.join(" "));
+    }
+    parts.join(" | ")
+}
+
+fn kinds(hs: &[Holder]) -> String {
+    let mut seen: Vec<i32> = Vec::new();
+    let mut parts = Vec::new();
+    for h in hs {
+        if seen.contains(&h.process.pid) {
+            continue;
+        }
+        seen.push(h.process.pid);
+        parts.push(format!("{} ({})", h.kind, h.basis));
+    }
+    parts.join(" | ")
+}
+
+fn footer(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
+    let listening = ins.sockets.iter().filter(|s| s.is_listening()).count();
+    let source = match ins.source {
+        Source::Netlink => "netlink sock_diag",
+        Source::Proc => "/proc/<pid>/net",
+    };
+    let inode = ins
+        .netns
+        .inode
+        .map(|i| format!(" (netns inode {i})"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{} sockets, {listening} listening; {}{inode}; from {source}",
+        ins.sockets.len(),
+        escape(ins.netns.target.as_bytes()),
+    )?;
+    for w in &ins.warnings {
+        writeln!(out, "warning: {}", escape(w.as_bytes()))?;
+    }
+    Ok(())
+}
