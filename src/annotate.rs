@@ -8,6 +8,9 @@ use crate::catalog::Catalog;
 use crate::model::{Endpoint, Holder, Kind, Proto, Socket, State, UnixName};
 use crate::render::escape::escape;
 
+/// SO_MARK ztunnel sets on its in-pod sockets (0x539, ztunnel src/inpod).
+const ZTUNNEL_MARK: u32 = 1337;
+
 pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
     // Unix client ends are unnamed: their role is their server's, found through the peer inode.
     let unix_paths: HashMap<u64, Vec<u8>> = sockets
@@ -19,11 +22,19 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
         .collect();
 
     for s in sockets.iter_mut() {
-        let kinds: Vec<Kind> = s.holders.iter().map(|h| h.kind).collect();
+        let mut kinds: Vec<Kind> = s.holders.iter().map(|h| h.kind).collect();
+        if kinds.is_empty() && s.mark == Some(ZTUNNEL_MARK) {
+            // Owner hidden, but ztunnel marks the listeners it opens inside ambient pods.
+            kinds.push(Kind::Ztunnel);
+        }
         match s.local.clone() {
             Endpoint::Inet { addr, port } => {
                 if let Some(entry) = catalog.local_role(s.proto, port, &kinds) {
-                    if entry.reserved && !s.holders.is_empty() && !kinds.contains(&entry.component)
+                    let owned_by_component = kinds.contains(&entry.component);
+                    if s.is_listening()
+                        && entry.reserved
+                        && !s.holders.is_empty()
+                        && !owned_by_component
                     {
                         s.warnings.push(format!(
                             "{} is reserved for {} but held by {}",
@@ -32,25 +43,27 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
                             owner_list(&s.holders)
                         ));
                     }
-                    if s.is_listening() {
-                        if let Some(why) = entry.bind_violation(addr) {
-                            s.warnings.push(why);
-                        }
+                    // The bind rule is the component's: an app squatting the port is already
+                    // flagged above, and its bind address says nothing about the mesh.
+                    if s.is_listening()
+                        && (owned_by_component || s.holders.is_empty())
+                        && let Some(why) = entry.bind_violation(addr)
+                    {
+                        s.warnings.push(why);
                     }
                     s.role = Some(entry.role());
                 }
-                if !s.is_listening() {
-                    if let Endpoint::Inet {
+                if !s.is_listening()
+                    && let Endpoint::Inet {
                         addr: raddr,
                         port: rport,
                     } = s.remote
-                    {
-                        let by_port = (rport != 0)
-                            .then(|| catalog.peer_role(s.proto, rport))
-                            .flatten();
-                        let by_addr = catalog.source_role(raddr);
-                        s.peer_role = by_port.or(by_addr).map(|e| e.role());
-                    }
+                {
+                    let by_port = (rport != 0)
+                        .then(|| catalog.peer_role(s.proto, rport))
+                        .flatten();
+                    let by_addr = catalog.source_role(raddr);
+                    s.peer_role = by_port.or(by_addr).map(|e| e.role());
                 }
             }
             Endpoint::UnixLocal(UnixName::Path(p)) => {
@@ -62,10 +75,9 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
         if let Endpoint::UnixPeer {
             peer_inode: Some(peer),
         } = s.remote
+            && let Some(path) = unix_paths.get(&peer)
         {
-            if let Some(path) = unix_paths.get(&peer) {
-                s.peer_role = catalog.unix_role(path).map(|e| e.role());
-            }
+            s.peer_role = catalog.unix_role(path).map(|e| e.role());
         }
     }
     flag_shared_ports(sockets);
@@ -89,16 +101,16 @@ fn flag_shared_ports(sockets: &mut [Socket]) {
             continue;
         }
         let Some(port) = s.local.port() else { continue };
-        if let Some(kinds) = kinds_by_port.get(&(s.proto, port)) {
-            if kinds.len() > 1 {
-                let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                names.sort_unstable();
-                s.warnings.push(format!(
-                    "port {port}/{} is listened on by processes of different kinds: {}",
-                    s.proto,
-                    names.join(", ")
-                ));
-            }
+        if let Some(kinds) = kinds_by_port.get(&(s.proto, port))
+            && kinds.len() > 1
+        {
+            let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            names.sort_unstable();
+            s.warnings.push(format!(
+                "port {port}/{} is listened on by processes of different kinds: {}",
+                s.proto,
+                names.join(", ")
+            ));
         }
     }
 }

@@ -1,6 +1,6 @@
-//! PURE parsers of kernel text: `/proc/<pid>/net/*` tables, `/proc/<pid>/{stat,status,cmdline}`
-//! fd link targets, and NETLINK_SOCK_DIAG replies. Bytes in, `model` structs out. Nothing here touches the filesystem or
-//! makes a syscall, and no input, however malformed, makes it panic.
+//! PURE parsers of what the kernel says: `/proc/<pid>/net/*` tables, `/proc/<pid>/{stat,status,
+//! cmdline}`, fd link targets, and NETLINK_SOCK_DIAG replies. Bytes in, `model` structs out.
+//! Nothing here touches the filesystem or makes a syscall, and no input makes it panic.
 
 use std::fmt;
 

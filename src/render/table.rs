@@ -106,10 +106,10 @@ fn holders(hs: &[Holder], detail: Detail) -> String {
     let mut seen: Vec<i32> = Vec::new();
     for h in hs {
         if seen.contains(&h.process.pid) {
-            if detail == Detail::Wide {
-                if let Some(last) = parts.last_mut() {
-                    last.push_str(&format!(",{}", h.fd));
-                }
+            if detail == Detail::Wide
+                && let Some(last) = parts.last_mut()
+            {
+                last.push_str(&format!(",{}", h.fd));
             }
             continue;
         }

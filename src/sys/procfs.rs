@@ -146,10 +146,10 @@ impl ProcRoot {
             let Ok(link) = fs::read_link(entry.path()) else {
                 continue;
             };
-            if let Some(inode) = proc_pid::socket_inode(link.as_os_str().as_bytes()) {
-                if wanted.contains(&inode) {
-                    found.push((inode, fd));
-                }
+            if let Some(inode) = proc_pid::socket_inode(link.as_os_str().as_bytes())
+                && wanted.contains(&inode)
+            {
+                found.push((inode, fd));
             }
         }
         Ok(found)
