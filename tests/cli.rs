@@ -1,0 +1,188 @@
+//! The command-line contract: exit codes, error wording, and JSON that reads back into the
+//! documented types. These need no privilege.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+
+use podports::render::json::Document;
+
+fn podports(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(args)
+        .output()
+        .expect("run podports")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+}
+
+/// No error may look like a crash.
+fn assert_no_panic(o: &Output) {
+    let e = stderr(o);
+    assert!(
+        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_targets_are_a_usage_error() {
+    let o = podports(&["--pid", "1", "--netns", "x"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--pid"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--netns"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_pid_that_does_not_exist_is_unreachable() {
+    let o = podports(&["--pid", "2147483647"]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains("no process with pid 2147483647"),
+        "{}",
+        stderr(&o)
+    );
+    assert_no_panic(&o);
+}
+
+#[test]
+fn a_pid_that_is_not_a_number_or_not_positive_is_a_usage_error() {
+    for arg in ["--pid=abc", "--pid=0", "--pid=-5", "--pid="] {
+        let o = podports(&[arg]);
+        assert_exit(&o, 2);
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn an_unknown_netns_name_is_unreachable_and_says_how_to_list_them() {
+    let o = podports(&["--netns", "podports-no-such-ns"]);
+    assert_exit(&o, 3);
+    let e = stderr(&o);
+    assert!(
+        e.contains("network namespace 'podports-no-such-ns' not found"),
+        "{e}"
+    );
+    assert!(e.contains("ip netns list"), "{e}");
+}
+
+#[test]
+fn a_missing_netns_path_is_unreachable() {
+    let o = podports(&["--netns", "/var/run/netns/cni-00000000-no-such"]);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_path_that_is_not_a_network_namespace_is_an_input_error() {
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("podports-not-a-netns-{}", std::process::id()));
+    std::fs::write(&file, b"x").unwrap();
+    for path in [
+        file.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "/proc/self/ns/uts",
+    ] {
+        let o = podports(&["--netns", path]);
+        assert_exit(&o, 2);
+        let e = stderr(&o);
+        assert!(e.contains("not a network namespace"), "{path}: {e}");
+        assert!(e.contains(path), "{path}: {e}");
+    }
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    let o = podports(&["--no-such-flag"]);
+    assert_exit(&o, 2);
+    let o = podports(&["--port", "70000"]);
+    assert_exit(&o, 2);
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    assert_exit(&podports(&["--help"]), 0);
+    assert_exit(&podports(&["--version"]), 0);
+}
+
+#[test]
+fn json_of_the_current_namespace_reads_back_into_the_documented_types() {
+    let o = podports(&["-o", "json"]);
+    assert_exit(&o, 0);
+    let doc: Document = serde_json::from_slice(&o.stdout).expect("JSON document");
+    assert_eq!(doc.version, 1);
+    assert_eq!(doc.netns.target, "current");
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(
+        own.to_str().unwrap(),
+        format!("net:[{}]", doc.netns.inode.unwrap())
+    );
+    assert_eq!(doc.source, "netlink");
+}
+
+#[test]
+fn json_by_proc_source_says_so() {
+    let o = podports(&["-o", "json", "--source", "proc"]);
+    assert_exit(&o, 0);
+    let doc: Document = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc.source, "proc");
+}
+
+#[test]
+fn catalog_prints_the_ports_with_their_sources() {
+    let o = podports(&["catalog"]);
+    assert_exit(&o, 0);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("15021"), "{text}");
+    assert!(text.contains("envoy_bootstrap.json"), "{text}");
+
+    let o = podports(&["catalog", "-o", "json"]);
+    assert_exit(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let entries = v["entries"].as_array().unwrap();
+    let admin = entries
+        .iter()
+        .find(|e| e["key"]["port"] == 15000 && e["component"] == "envoy")
+        .expect("15000 envoy admin");
+    assert_eq!(admin["name"], "admin");
+    assert_eq!(admin["bind"], "loopback");
+    let old = entries
+        .iter()
+        .find(|e| e["key"]["port"] == 15004)
+        .expect("15004");
+    assert!(old["versions"].as_str().unwrap().contains("1.25"), "{old}");
+}
+
+#[test]
+fn a_closed_stdout_exits_zero_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["catalog"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before podports writes anything.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
