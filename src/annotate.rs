@@ -133,3 +133,210 @@ fn owner_list(holders: &[Holder]) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Family, ProcessInfo, RawText, SockType};
+
+    fn catalog() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    fn holder(pid: i32, comm: &str, kind: Kind) -> Holder {
+        Holder {
+            process: Arc::new(ProcessInfo {
+                pid,
+                comm: RawText::from(comm),
+                ..ProcessInfo::default()
+            }),
+            fd: 3,
+            kind,
+            basis: String::new(),
+        }
+    }
+
+    fn tcp(state: State, local: (&str, u16), remote: (&str, u16), holders: Vec<Holder>) -> Socket {
+        let ep = |(a, p): (&str, u16)| Endpoint::Inet {
+            addr: a.parse::<IpAddr>().unwrap(),
+            port: p,
+        };
+        let mut s = Socket::new(
+            Proto::Tcp,
+            Family::Ipv4,
+            SockType::Stream,
+            state,
+            ep(local),
+            ep(remote),
+            100,
+        );
+        s.holders = holders;
+        s
+    }
+
+    fn unix(inode: u64, name: UnixName, peer: Option<u64>) -> Socket {
+        Socket::new(
+            Proto::Unix,
+            Family::Unix,
+            SockType::Stream,
+            if peer.is_some() {
+                State::Established
+            } else {
+                State::Listen
+            },
+            Endpoint::UnixLocal(name),
+            Endpoint::UnixPeer { peer_inode: peer },
+            inode,
+        )
+    }
+
+    fn role_of(s: &Socket) -> (Kind, &str) {
+        let r = s.role.as_ref().expect("a role");
+        (r.component, r.name.as_str())
+    }
+
+    #[test]
+    fn the_owner_decides_between_envoy_and_ztunnel_on_15001() {
+        let mut socks = vec![
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 15001),
+                ("0.0.0.0", 0),
+                vec![holder(1, "envoy", Kind::Envoy)],
+            ),
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 15001),
+                ("0.0.0.0", 0),
+                vec![holder(2, "ztunnel", Kind::Ztunnel)],
+            ),
+        ];
+        annotate(&mut socks, &catalog());
+        assert_eq!(role_of(&socks[0]).0, Kind::Envoy);
+        assert_eq!(role_of(&socks[1]).0, Kind::Ztunnel);
+    }
+
+    #[test]
+    fn a_hidden_owner_with_ztunnels_mark_is_taken_for_ztunnel() {
+        let mut s = tcp(State::Listen, ("0.0.0.0", 15008), ("0.0.0.0", 0), vec![]);
+        s.mark = Some(0x539);
+        let mut socks = vec![s];
+        annotate(&mut socks, &catalog());
+        assert_eq!(role_of(&socks[0]).0, Kind::Ztunnel);
+        assert!(socks[0].warnings.is_empty(), "{:?}", socks[0].warnings);
+    }
+
+    #[test]
+    fn an_app_on_a_reserved_port_is_flagged_without_a_bind_complaint() {
+        let mut socks = vec![tcp(
+            State::Listen,
+            ("0.0.0.0", 15021),
+            ("0.0.0.0", 0),
+            vec![holder(7, "myapp", Kind::App)],
+        )];
+        annotate(&mut socks, &catalog());
+        assert_eq!(role_of(&socks[0]), (Kind::Envoy, "readiness"));
+        assert_eq!(socks[0].warnings.len(), 1, "{:?}", socks[0].warnings);
+        assert!(socks[0].warnings[0].contains("reserved for envoy but held by app myapp[7]"));
+    }
+
+    #[test]
+    fn envoy_admin_beyond_loopback_is_flagged() {
+        let envoy = || vec![holder(1, "envoy", Kind::Envoy)];
+        let mut socks = vec![
+            tcp(State::Listen, ("0.0.0.0", 15000), ("0.0.0.0", 0), envoy()),
+            tcp(State::Listen, ("127.0.0.1", 15000), ("0.0.0.0", 0), envoy()),
+        ];
+        annotate(&mut socks, &catalog());
+        assert!(
+            socks[0]
+                .warnings
+                .iter()
+                .any(|w| w.contains("reachable beyond loopback"))
+        );
+        assert!(socks[1].warnings.is_empty(), "{:?}", socks[1].warnings);
+    }
+
+    #[test]
+    fn a_generic_port_takes_a_role_only_from_its_component() {
+        let mut socks = vec![
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 8080),
+                ("0.0.0.0", 0),
+                vec![holder(1, "myapp", Kind::App)],
+            ),
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 8080),
+                ("0.0.0.0", 0),
+                vec![holder(2, "pilot-discovery", Kind::Istiod)],
+            ),
+        ];
+        annotate(&mut socks, &catalog());
+        assert!(socks[0].role.is_none());
+        assert_eq!(role_of(&socks[1]).0, Kind::Istiod);
+    }
+
+    #[test]
+    fn peer_roles_for_connections() {
+        let mut socks = vec![
+            tcp(
+                State::Established,
+                ("10.0.0.5", 40000),
+                ("10.96.0.10", 15012),
+                vec![],
+            ),
+            tcp(
+                State::Established,
+                ("10.0.0.5", 9080),
+                ("127.0.0.6", 41000),
+                vec![],
+            ),
+        ];
+        annotate(&mut socks, &catalog());
+        assert_eq!(socks[0].peer_role.as_ref().unwrap().component, Kind::Istiod);
+        assert_eq!(socks[1].peer_role.as_ref().unwrap().component, Kind::Envoy);
+        assert!(socks[0].role.is_none());
+    }
+
+    #[test]
+    fn a_unix_client_takes_its_servers_role_through_the_peer_inode() {
+        let path = UnixName::Path(RawText::from("etc/istio/proxy/XDS"));
+        let mut socks = vec![
+            unix(10, path.clone(), None),
+            unix(11, path, Some(12)),
+            unix(12, UnixName::Unnamed, Some(11)),
+        ];
+        annotate(&mut socks, &catalog());
+        assert_eq!(role_of(&socks[0]).0, Kind::PilotAgent);
+        assert_eq!(
+            socks[2].peer_role.as_ref().unwrap().component,
+            Kind::PilotAgent
+        );
+        assert!(socks[2].role.is_none());
+    }
+
+    #[test]
+    fn listeners_of_different_kinds_on_one_port_are_a_conflict() {
+        let mut socks = vec![
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 9090),
+                ("0.0.0.0", 0),
+                vec![holder(1, "a", Kind::App)],
+            ),
+            tcp(
+                State::Listen,
+                ("0.0.0.0", 9090),
+                ("0.0.0.0", 0),
+                vec![holder(2, "envoy", Kind::Envoy)],
+            ),
+        ];
+        annotate(&mut socks, &catalog());
+        assert!(socks[0].warnings.iter().any(|w| w.contains("app, envoy")));
+    }
+}
