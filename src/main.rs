@@ -66,7 +66,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Catalog) => match cli.output {
             Output::Json => render::catalog::write_json(&mut out, &catalog)?,
-            _ => render::catalog::write_table(&mut out, &catalog)?,
+            Output::Wide => render::catalog::write_table(&mut out, &catalog, true)?,
+            Output::Table => render::catalog::write_table(&mut out, &catalog, false)?,
         },
         None => {
             let request = cli.request()?;

@@ -142,7 +142,7 @@ fn json_by_proc_source_says_so() {
 
 #[test]
 fn catalog_prints_the_ports_with_their_sources() {
-    let o = podports(&["catalog"]);
+    let o = podports(&["catalog", "-o", "wide"]);
     assert_exit(&o, 0);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("15021"), "{text}");

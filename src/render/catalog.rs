@@ -24,9 +24,10 @@ pub fn write_json(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
     writeln!(out)
 }
 
-pub fn write_table(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
+/// The catalog as a table; `with_source` adds where each fact comes from.
+pub fn write_table(out: &mut impl Write, catalog: &Catalog, with_source: bool) -> io::Result<()> {
     let mut b = Builder::default();
-    b.push_record([
+    let mut header = vec![
         "PORT/PATH",
         "PROTO",
         "MESH",
@@ -34,8 +35,11 @@ pub fn write_table(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
         "NAME",
         "BIND",
         "DESCRIPTION",
-        "SOURCE",
-    ]);
+    ];
+    if with_source {
+        header.push("SOURCE");
+    }
+    b.push_record(header);
     for e in catalog.entries() {
         let (key, protos) = match &e.key {
             Key::Port { port, protos } => (
@@ -60,7 +64,7 @@ pub fn write_table(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
         if !e.versions.is_empty() {
             description.push_str(&format!(" [{}]", e.versions));
         }
-        b.push_record([
+        let mut row = vec![
             key,
             protos,
             e.mesh.clone(),
@@ -68,8 +72,11 @@ pub fn write_table(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
             e.name.clone(),
             e.bind.map(|b| b.to_string()).unwrap_or_default(),
             description,
-            e.source.clone(),
-        ]);
+        ];
+        if with_source {
+            row.push(e.source.clone());
+        }
+        b.push_record(row);
     }
     let mut table = b.build();
     table.with(Style::blank());
