@@ -30,15 +30,16 @@
 //! the abstract namespace:
 //!
 //! ```text
-//! tcp-listen=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,backlog=N][,mark=N][,noaccept]
+//! tcp-listen=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,backlog=N][,mark=N][,dev=IF][,noaccept]
 //!     bind + listen. reuseaddr defaults to on (as in every real server); v6only defaults to the
 //!     kernel's net.ipv6.bindv6only; backlog defaults to 128; noaccept leaves connections in
-//!     the accept queue (they show in Recv-Q and have no owner).
-//! udp-bind=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,mark=N]
+//!     the accept queue (they show in Recv-Q and have no owner). mark sets SO_MARK (ztunnel
+//!     uses 1337 = 0x539), dev SO_BINDTODEVICE.
+//! udp-bind=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,mark=N][,dev=IF]
 //!     an unconnected UDP socket.
-//! udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N]
+//! udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
 //!     bind (to `from`, default the wildcard, ephemeral port) + connect.
-//! tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N]
+//! tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
 //!     connect and keep the connection (from a fixed source such as 127.0.0.6 if given). If
 //!     the target is one of this process's own listeners, the connection is accepted before
 //!     the next op, so both ends are held when ready.
@@ -94,10 +95,10 @@ use nix::unistd::Pid;
 const USAGE: &str = "\
 usage: NAME [--ready FILE] OP...
 ops (run in order; then hold everything until SIGTERM):
-  tcp-listen=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,backlog=N][,mark=N][,noaccept]
-  udp-bind=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,mark=N]
-  udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N]
-  tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N]
+  tcp-listen=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,backlog=N][,mark=N][,dev=IF][,noaccept]
+  udp-bind=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,mark=N][,dev=IF]
+  udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
+  tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
   tcp-timewait=ADDR:PORT[,from=ADDR[:PORT]]
   unix-listen=NAME  unix-seqpacket=NAME  unix-dgram=NAME
   unix-connect=NAME  unix-seqpacket-connect=NAME
@@ -125,7 +126,7 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
-            eprintln!("{me}: usage error: {e}\n{USAGE}");
+            eprintln!("{me}: usage error: {e} (see --help)");
             std::process::exit(2);
         }
     };
@@ -186,7 +187,7 @@ impl UnixType {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct InetOpts {
     reuseport: bool,
     reuseaddr: Option<bool>,
@@ -195,6 +196,8 @@ struct InetOpts {
     backlog: Option<i32>,
     noaccept: bool,
     from: Option<SocketAddr>,
+    /// SO_BINDTODEVICE (ss then prints the address as `127.0.0.1%lo:53`).
+    dev: Option<OsString>,
 }
 
 #[derive(Debug)]
@@ -308,16 +311,17 @@ fn parse_cli(args: &[OsString]) -> Result<Option<Cli>, String> {
     Ok(Some(Cli { ready, ops }))
 }
 
-const LISTEN_OPTS: [&str; 6] = [
+const LISTEN_OPTS: [&str; 7] = [
     "reuseport",
     "reuseaddr",
     "v6only",
     "backlog",
     "mark",
     "noaccept",
+    "dev",
 ];
-const BIND_OPTS: [&str; 4] = ["reuseport", "reuseaddr", "v6only", "mark"];
-const CONNECT_OPTS: [&str; 2] = ["from", "mark"];
+const BIND_OPTS: [&str; 5] = ["reuseport", "reuseaddr", "v6only", "mark", "dev"];
+const CONNECT_OPTS: [&str; 3] = ["from", "mark", "dev"];
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
@@ -373,6 +377,10 @@ fn parse_inet(value: &[u8], allowed: &[&str]) -> Result<(SocketAddr, InetOpts), 
                 let v = val.ok_or("from needs an address")?;
                 o.from = Some(parse_from(v)?);
             }
+            "dev" => match val {
+                Some(v) if !v.is_empty() && v.len() < 16 => o.dev = Some(OsString::from(v)),
+                _ => return Err("dev needs an interface name (at most 15 bytes)".into()),
+            },
             _ => return Err(format!("option `{key}` is not valid here")),
         }
     }
@@ -874,6 +882,9 @@ fn inet_socket(addr: SocketAddr, ty: SockType, o: &InetOpts) -> Result<OwnedFd, 
     }
     if let Some(m) = o.mark {
         setsockopt(&fd, sockopt::Mark, &m).map_err(|e| ctx("SO_MARK", e))?;
+    }
+    if let Some(dev) = &o.dev {
+        setsockopt(&fd, sockopt::BindToDevice, dev).map_err(|e| ctx("SO_BINDTODEVICE", e))?;
     }
     Ok(fd)
 }

@@ -172,7 +172,7 @@ fn footer(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
     let listening = ins.sockets.iter().filter(|s| s.is_listening()).count();
     let source = match ins.source {
         Source::Netlink => "netlink sock_diag",
-        Source::Proc => "/proc/<pid>/net",
+        Source::Proc => "/proc/net text",
     };
     let inode = ins
         .netns
