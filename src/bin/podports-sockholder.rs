@@ -18,6 +18,10 @@
 //! timewait local=<addr> peer=<addr>                     one per tcp-timewait=
 //! ```
 //!
+//! `op` is the op that made the socket, or `accepted` for a connection accepted before the
+//! ready file was written (connections to the helper's own listeners are). Lines hold the raw
+//! bytes of unix names, so a name with a newline breaks the format: don't.
+//!
 //! Addresses print as `127.0.0.1:15000`, `[::]:15001`; unix names as the path, `@name`
 //! (abstract) or `*` (unnamed). Then the helper holds everything, accepting connections on its
 //! stream listeners (kept until the peer closes, as a server would), reaping children, until
@@ -92,6 +96,14 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
+/// eprintln! that cannot panic (eprintln! does if stderr is a closed pipe).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const USAGE: &str = "\
 usage: NAME [--ready FILE] OP...
 ops (run in order; then hold everything until SIGTERM):
@@ -122,24 +134,24 @@ fn main() {
     let cli = match parse_cli(&args) {
         Ok(Some(cli)) => cli,
         Ok(None) => {
-            print!("{USAGE}");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), USAGE.as_bytes());
             std::process::exit(0);
         }
         Err(e) => {
-            eprintln!("{me}: usage error: {e} (see --help)");
+            say!("{me}: usage error: {e} (see --help)");
             std::process::exit(2);
         }
     };
     let mut h = match Holder::new(me.clone()) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("{me}: setup: {e}");
+            say!("{me}: setup: {e}");
             std::process::exit(1);
         }
     };
     for (i, (text, op)) in cli.ops.iter().enumerate() {
         if let Err(e) = h.run(op) {
-            eprintln!("{me}: op {} `{}`: {e}", i + 1, text.to_string_lossy());
+            say!("{me}: op {} `{}`: {e}", i + 1, text.to_string_lossy());
             h.terminate_children();
             std::process::exit(1);
         }
@@ -147,13 +159,13 @@ fn main() {
     if let Some(ready) = &cli.ready
         && let Err(e) = h.write_ready(ready)
     {
-        eprintln!("{me}: writing ready file {}: {e}", ready.display());
+        say!("{me}: writing ready file {}: {e}", ready.display());
         h.terminate_children();
         std::process::exit(1);
     }
     loop {
         if let Err(e) = h.pump(None, None) {
-            eprintln!("{me}: poll loop: {e}");
+            say!("{me}: poll loop: {e}");
             h.terminate_children();
             std::process::exit(1);
         }
@@ -383,6 +395,9 @@ fn parse_inet(value: &[u8], allowed: &[&str]) -> Result<(SocketAddr, InetOpts), 
             },
             _ => return Err(format!("option `{key}` is not valid here")),
         }
+    }
+    if o.v6only.is_some() && addr.is_ipv4() {
+        return Err(format!("v6only applies to IPv6 addresses, not {addr}"));
     }
     if let Some(from) = o.from
         && from.is_ipv4() != addr.is_ipv4()
@@ -719,7 +734,7 @@ impl Holder {
             ) {
                 Ok(c) => self.conns.push(c),
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) | Err(Errno::ECONNABORTED) => {}
-                Err(e) => eprintln!("{}: accept: {e}", self.me),
+                Err(e) => say!("{}: accept: {e}", self.me),
             }
         }
         Ok(extra_rev)
@@ -730,7 +745,7 @@ impl Holder {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => {
                     if let Some(pid) = self.dead_child() {
-                        eprintln!("{}: child {pid} exited", self.me);
+                        say!("{}: child {pid} exited", self.me);
                     }
                 }
                 Ok(_) => {
@@ -875,9 +890,6 @@ fn inet_socket(addr: SocketAddr, ty: SockType, o: &InetOpts) -> Result<OwnedFd, 
         setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| ctx("SO_REUSEPORT", e))?;
     }
     if let Some(v) = o.v6only {
-        if addr.is_ipv4() {
-            return Err("v6only applies to IPv6 addresses only".into());
-        }
         setsockopt(&fd, sockopt::Ipv6V6Only, &v).map_err(|e| ctx("IPV6_V6ONLY", e))?;
     }
     if let Some(m) = o.mark {
