@@ -11,7 +11,7 @@ use crate::classify::classify;
 use crate::error::Error;
 use crate::model::{Family, Holder, Proto, Socket, State};
 use crate::parse::sock_diag::ReplyError;
-use crate::parse::{proc_net, sock_diag};
+use crate::parse::{proc_net, proc_pid, sock_diag};
 use crate::sys::netlink::{Dump, DumpError, SockDiag};
 use crate::sys::netns::{Netns, NsError};
 use crate::sys::procfs::ProcRoot;
@@ -192,11 +192,24 @@ fn resolve_pid(pid: i32, procfs: &ProcRoot) -> Result<Resolved, Error> {
             "--pid {pid}: a pid is a positive number"
         )));
     }
-    let started = procfs.start_time(pid).ok_or_else(gone)?;
+    let stat = procfs.stat(pid).ok_or_else(gone)?;
+    if stat.flags & proc_pid::PF_KTHREAD != 0 {
+        return Err(Error::Usage(format!(
+            "pid {pid} is a kernel thread ({}): it belongs to no pod; give the pid of a process \
+             of the pod",
+            String::from_utf8_lossy(stat.comm.as_bytes()).escape_debug()
+        )));
+    }
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Err(Error::Unreachable(format!(
+            "pid {pid} is a zombie (it exited and was not reaped yet): it has no network \
+             namespace; pick another process of the pod"
+        )));
+    }
     let path = procfs.path().join(pid.to_string()).join("ns/net");
     let opened = Netns::open(&path);
     // A pid reused between our two looks would hand us another process's namespace.
-    if procfs.start_time(pid) != Some(started) {
+    if procfs.stat(pid).map(|s| s.starttime) != Some(stat.starttime) {
         return Err(Error::Unreachable(format!(
             "pid {pid} exited (or was reused) while its namespace was being opened; run again"
         )));

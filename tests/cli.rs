@@ -186,3 +186,49 @@ fn a_closed_stdout_exits_zero_quietly() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn a_zombie_is_unreachable_and_says_so() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    // Not reaped yet: wait until the kernel shows it as a zombie.
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..500 {
+        let s = std::fs::read_to_string(&stat).unwrap_or_default();
+        if s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let o = podports(&["--pid", &pid.to_string()]);
+    child.wait().unwrap();
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("is a zombie"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_kernel_thread_is_not_a_target() {
+    // Any kernel thread visible here (PF_KTHREAD in /proc/<pid>/stat field 9).
+    let kthread = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let flags: u32 = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(6)?
+            .parse()
+            .ok()?;
+        (flags & 0x0020_0000 != 0).then_some(pid)
+    });
+    let Some(pid) = kthread else {
+        eprintln!("skipping a_kernel_thread_is_not_a_target: no kernel thread visible in /proc");
+        return;
+    };
+    let o = podports(&["--pid", &pid.to_string()]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("is a kernel thread"), "{}", stderr(&o));
+}

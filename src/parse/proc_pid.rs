@@ -26,10 +26,15 @@ pub struct Stat {
     pub state: char,
     /// Field 4; 0 for the init of a pid namespace and for kthreadd.
     pub ppid: i32,
+    /// Field 9: the kernel's PF_* flags (PF_KTHREAD marks a kernel thread).
+    pub flags: u32,
     /// Field 22: start time in clock ticks after boot. With the pid, it tells a process from
     /// a later one that reused its pid.
     pub starttime: u64,
 }
+
+/// PF_KTHREAD (include/linux/sched.h): the task is a kernel thread.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// Parses `/proc/<pid>/stat`: `pid (comm) state ppid ... starttime ...`.
 ///
@@ -76,6 +81,9 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, ParseError> {
     let ppid = field(4)?;
     let ppid = dec::<i32>(ppid)
         .ok_or_else(|| ParseError::new(format!("stat: ppid {ppid:?} is not a number")))?;
+    let flags = field(9)?;
+    let flags = dec::<u32>(flags)
+        .ok_or_else(|| ParseError::new(format!("stat: flags {flags:?} is not a number")))?;
     let starttime = field(22)?;
     let starttime = dec::<u64>(starttime)
         .ok_or_else(|| ParseError::new(format!("stat: starttime {starttime:?} is not a number")))?;
@@ -84,6 +92,7 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, ParseError> {
         comm: RawText::new(comm),
         state,
         ppid,
+        flags,
         starttime,
     })
 }
@@ -206,6 +215,7 @@ mod tests {
                 comm: RawText::new(&b"a) b\nc) d"[..]),
                 state: 'S',
                 ppid: 5186,
+                flags: 4194304,
                 starttime: 63157,
             }
         );
@@ -216,6 +226,8 @@ mod tests {
         let s = parse_stat(KTHREADD_STAT).unwrap();
         assert_eq!((s.pid, s.ppid, s.state, s.starttime), (2, 0, 'S', 24));
         assert_eq!(s.comm, RawText::from("kthreadd"));
+        assert_ne!(s.flags & PF_KTHREAD, 0, "kthreadd is a kernel thread");
+        assert_eq!(parse_stat(PID_STAT).unwrap().flags & PF_KTHREAD, 0);
     }
 
     #[test]

@@ -216,10 +216,11 @@ impl ProcRoot {
         fs::read(base.join(name))
     }
 
-    /// Start time of `pid` in clock ticks since boot, to notice a pid reused between two looks.
-    pub fn start_time(&self, pid: i32) -> Option<u64> {
+    /// `/proc/<pid>/stat`: state, parent, flags and start time (with the pid, the start time
+    /// tells a process from a later one that reused its pid).
+    pub fn stat(&self, pid: i32) -> Option<proc_pid::Stat> {
         let stat = fs::read(self.pid_path(pid, "stat")).ok()?;
-        proc_pid::parse_stat(&stat).ok().map(|s| s.starttime)
+        proc_pid::parse_stat(&stat).ok()
     }
 }
 
