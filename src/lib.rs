@@ -1,6 +1,18 @@
 //! podports: which sockets are open in a network namespace, who holds each, and what the port
 //! is for in a service mesh. Data flows one way: target -> namespace entry -> socket dump ->
 //! attribution -> annotation -> output. Only `sys` makes syscalls.
+//!
+//! Nothing outside tests may panic on what it reads: the lints below keep unwrap, expect,
+//! panicking indexing and explicit panics out of the library.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod annotate;
 pub mod catalog;

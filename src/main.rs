@@ -1,5 +1,11 @@
 //! podports' entry point: parse, run, print, exit with the code the contract names.
 //! A closed stdout (`podports | head`) ends quietly with 0; nothing here ever panics on input.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
