@@ -57,6 +57,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = SourceArg::Netlink)]
     pub source: SourceArg,
 
+    /// Color: `auto` colors only on a terminal and never when NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
+    pub color: ColorArg,
+
     /// The /proc to read (for a host's /proc mounted elsewhere).
     #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
     pub proc_root: PathBuf,
@@ -76,6 +80,25 @@ pub enum Output {
     Wide,
     /// One JSON document (see the README for its schema).
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorArg {
+    /// Whether to color, given whether stdout is a terminal and the value of NO_COLOR.
+    pub fn enabled(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            // https://no-color.org: set and not empty disables color.
+            ColorArg::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,5 +147,22 @@ impl Cli {
             proc_root: self.proc_root.clone(),
             netns_dir: PathBuf::from("/run/netns"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorArg;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn color_follows_the_terminal_and_no_color() {
+        assert!(ColorArg::Auto.enabled(true, None));
+        assert!(!ColorArg::Auto.enabled(false, None));
+        assert!(!ColorArg::Auto.enabled(true, Some(OsStr::new("1"))));
+        // NO_COLOR set but empty does not disable color.
+        assert!(ColorArg::Auto.enabled(true, Some(OsStr::new(""))));
+        assert!(ColorArg::Always.enabled(false, Some(OsStr::new("1"))));
+        assert!(!ColorArg::Never.enabled(true, None));
     }
 }

@@ -7,7 +7,7 @@
     clippy::panic
 )]
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -68,6 +68,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     let catalog = Catalog::builtin()
         .map_err(|e| Error::Usage(format!("the built-in catalog is invalid: {e}")))?;
     let stdout = io::stdout();
+    let color = cli.color.enabled(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let mut out = BufWriter::new(stdout.lock());
     match cli.command {
         Some(Command::Catalog) => match cli.output {
@@ -84,8 +88,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         .map_err(io::Error::from)?;
                     writeln!(out)?;
                 }
-                Output::Table => render::table::write(&mut out, &inspection, Detail::Normal)?,
-                Output::Wide => render::table::write(&mut out, &inspection, Detail::Wide)?,
+                Output::Table => {
+                    render::table::write(&mut out, &inspection, Detail::Normal, color)?
+                }
+                Output::Wide => render::table::write(&mut out, &inspection, Detail::Wide, color)?,
             }
         }
     }

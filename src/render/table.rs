@@ -20,7 +20,13 @@ pub enum Detail {
     Wide,
 }
 
-pub fn write(out: &mut impl Write, ins: &Inspection, detail: Detail) -> io::Result<()> {
+/// Write the table. `color` marks the footer's warnings in yellow (only ever on a terminal).
+pub fn write(
+    out: &mut impl Write,
+    ins: &Inspection,
+    detail: Detail,
+    color: bool,
+) -> io::Result<()> {
     let mut b = Builder::default();
     let mut header = vec!["PROTO", "STATE", "LOCAL", "REMOTE", "PROCESS", "ROLE"];
     if detail == Detail::Wide {
@@ -38,7 +44,7 @@ pub fn write(out: &mut impl Write, ins: &Inspection, detail: Detail) -> io::Resu
     } else {
         writeln!(out, "{table}")?;
     }
-    footer(out, ins)
+    footer(out, ins, color)
 }
 
 fn row(s: &Socket, detail: Detail) -> Vec<String> {
@@ -168,7 +174,7 @@ fn kinds(hs: &[Holder]) -> String {
     parts.join(" | ")
 }
 
-fn footer(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
+fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()> {
     let listening = ins.sockets.iter().filter(|s| s.is_listening()).count();
     let source = match ins.source {
         Source::Netlink => "netlink sock_diag",
@@ -186,7 +192,91 @@ fn footer(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
         escape(ins.netns.target.as_bytes()),
     )?;
     for w in &ins.warnings {
-        writeln!(out, "warning: {}", escape(w.as_bytes()))?;
+        let label = if color {
+            "\x1b[33mwarning:\x1b[0m"
+        } else {
+            "warning:"
+        };
+        writeln!(out, "{label} {}", escape(w.as_bytes()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::inspect::NetnsInfo;
+    use crate::model::{Family, Kind, ProcessInfo, RawText, SockType, State};
+
+    fn hostile_inspection() -> Inspection {
+        let evil = RawText::new(&b"ev\x1b[2Jil\nname\xff"[..]);
+        let mut s = Socket::new(
+            crate::model::Proto::Unix,
+            Family::Unix,
+            SockType::Stream,
+            State::Listen,
+            Endpoint::UnixLocal(UnixName::Path(RawText::new(&b"/tmp/a\nb\x07c"[..]))),
+            Endpoint::UnixPeer { peer_inode: None },
+            7,
+        );
+        s.holders.push(Holder {
+            process: Arc::new(ProcessInfo {
+                pid: 9,
+                comm: evil.clone(),
+                cmdline: vec![evil, RawText::from("--flag\r")],
+                ..ProcessInfo::default()
+            }),
+            fd: 3,
+            kind: Kind::App,
+            basis: "no mesh signature".into(),
+        });
+        Inspection {
+            netns: NetnsInfo {
+                inode: Some(1),
+                target: "pid 9".into(),
+            },
+            source: Source::Netlink,
+            sockets: vec![s],
+            warnings: vec!["owners hidden\x1b]0;pwned\x07".into()],
+            hidden_owners: 0,
+        }
+    }
+
+    fn render(detail: Detail, color: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        write(&mut out, &hostile_inspection(), detail, color).unwrap();
+        out
+    }
+
+    #[test]
+    fn no_raw_control_byte_from_the_target_reaches_the_table() {
+        for detail in [Detail::Normal, Detail::Wide] {
+            let out = render(detail, false);
+            let bad: Vec<u8> = out
+                .iter()
+                .copied()
+                .filter(|b| (*b < 0x20 && *b != b'\n') || *b == 0x7f)
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "{bad:?} in {}",
+                String::from_utf8_lossy(&out)
+            );
+            let text = String::from_utf8(out).expect("the table is UTF-8");
+            // Header, one row, footer, one warning: a newline in a name never splits a row.
+            assert_eq!(text.lines().count(), 4, "{text}");
+            assert!(text.contains("ev\\x1b[2Jil\\nname\\xff[9]"), "{text}");
+            assert!(text.contains("/tmp/a\\nb\\x07c"), "{text}");
+        }
+    }
+
+    #[test]
+    fn color_only_when_asked() {
+        let plain = String::from_utf8(render(Detail::Normal, false)).unwrap();
+        assert!(!plain.contains('\x1b'));
+        let colored = String::from_utf8(render(Detail::Normal, true)).unwrap();
+        assert!(colored.contains("\x1b[33mwarning:\x1b[0m owners hidden\\x1b]0;pwned\\x07"));
+    }
 }
