@@ -59,6 +59,10 @@
 //! setns=PATH               move this process into the network namespace PATH (for example
 //!                          /run/netns/NAME); sockets opened before stay in their namespace.
 //!                          This is how ambient ztunnel holds listeners inside pod netns.
+//! comm=NAME               rename this process (prctl PR_SET_NAME; the kernel keeps 15 bytes):
+//!                          an app that calls itself `envoy` while its exe is something else
+//! user=UID                 become real uid and gid UID (sockets opened before stay root's);
+//!                          the process is no longer dumpable: only CAP_SYS_PTRACE reads its fds
 //! wait-file=PATH           wait up to 10 s for PATH to exist (e.g. a spawned child's ready file)
 //! spawn=EXE ARG... ;;      start EXE with the following arguments, up to a lone `;;` or the
 //!                          end of the command line (so spawns do not nest). The child is kept,
@@ -115,7 +119,7 @@ ops (run in order; then hold everything until SIGTERM):
   unix-listen=NAME  unix-seqpacket=NAME  unix-dgram=NAME
   unix-connect=NAME  unix-seqpacket-connect=NAME
   socketpair[=stream|dgram|seqpacket]
-  mkdir=DIR  chdir=DIR  setns=NETNS_PATH  wait-file=PATH
+  mkdir=DIR  chdir=DIR  setns=NETNS_PATH  comm=NAME  user=UID  wait-file=PATH
   spawn=EXE ARG... ;;
 ADDR:PORT is 127.0.0.1:15000 or [::1]:15000; NAME is a path or @abstract.
 --ready FILE is written (tmp + rename) once every op succeeded:
@@ -226,6 +230,8 @@ enum Op {
     Mkdir(PathBuf),
     Chdir(PathBuf),
     Setns(PathBuf),
+    Comm(Vec<u8>),
+    User(u32),
     WaitFile(PathBuf),
     Spawn(OsString, Vec<OsString>),
 }
@@ -300,6 +306,13 @@ fn parse_cli(args: &[OsString]) -> Result<Option<Cli>, String> {
             "mkdir" => Op::Mkdir(PathBuf::from(OsStr::from_bytes(need("DIR")?))),
             "chdir" => Op::Chdir(PathBuf::from(OsStr::from_bytes(need("DIR")?))),
             "setns" => Op::Setns(PathBuf::from(OsStr::from_bytes(need("NETNS_PATH")?))),
+            "comm" => Op::Comm(need("NAME")?.to_vec()),
+            "user" => Op::User(
+                std::str::from_utf8(need("UID")?)
+                    .ok()
+                    .and_then(|u| u.parse().ok())
+                    .ok_or("user= needs a numeric UID")?,
+            ),
             "wait-file" => Op::WaitFile(PathBuf::from(OsStr::from_bytes(need("PATH")?))),
             "spawn" => {
                 let exe = OsString::from_vec(need("EXE")?.to_vec());
@@ -605,6 +618,21 @@ impl Holder {
                     std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
                 setns(&f, CloneFlags::CLONE_NEWNET).map_err(|e| ctx("setns", e))?;
             }
+            Op::Comm(name) => {
+                let name = std::ffi::CString::new(name.clone())
+                    .map_err(|_| "comm: a NUL byte in the name".to_string())?;
+                nix::sys::prctl::set_name(&name).map_err(|e| ctx("prctl(PR_SET_NAME)", e))?;
+            }
+            Op::User(uid) => {
+                let id = nix::unistd::Uid::from_raw(*uid);
+                let gid = nix::unistd::Gid::from_raw(*uid);
+                nix::unistd::setgroups(&[]).map_err(|e| ctx("setgroups", e))?;
+                nix::unistd::setresgid(gid, gid, gid).map_err(|e| ctx("setresgid", e))?;
+                // The saved uid stays 0, only so the ready file can still be written into the
+                // test's root-owned scratch directory (see write_ready).
+                nix::unistd::setresuid(id, id, nix::unistd::Uid::from_raw(0))
+                    .map_err(|e| ctx("setresuid", e))?;
+            }
             Op::WaitFile(path) => {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while !path.exists() {
@@ -813,6 +841,11 @@ impl Holder {
     }
 
     fn write_ready(&self, path: &Path) -> std::io::Result<()> {
+        // After `user=`, take root back as the effective uid (the saved uid allows it): the
+        // real uid stays UID and the process stays non-dumpable, which is what `user=` is for.
+        if !nix::unistd::geteuid().is_root() {
+            let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
+        }
         let netns = std::fs::metadata("/proc/self/ns/net").map(|m| {
             use std::os::unix::fs::MetadataExt;
             m.ino()
@@ -914,8 +947,10 @@ fn unix_addr(name: &[u8]) -> Result<UnixAddr, String> {
 }
 
 /// Path bytes, `@name` or `*`.
+/// A unix name for the ready file: the path, `@name` or `*`, with control and non-ASCII bytes
+/// written `\xNN` so that one socket stays one line whatever its name holds.
 fn unix_name(a: Option<UnixAddr>) -> Vec<u8> {
-    match a {
+    let raw = match a {
         Some(a) => {
             if let Some(p) = a.path() {
                 p.as_os_str().as_bytes().to_vec()
@@ -928,7 +963,16 @@ fn unix_name(a: Option<UnixAddr>) -> Vec<u8> {
             }
         }
         None => b"*".to_vec(),
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for b in raw {
+        if b.is_ascii_graphic() || b == b' ' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
     }
+    out
 }
 
 fn wildcard_of(a: SocketAddr) -> SocketAddr {

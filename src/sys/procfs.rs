@@ -143,8 +143,13 @@ impl ProcRoot {
             let Some(fd) = parse_pid(&entry.file_name()) else {
                 continue;
             };
-            let Ok(link) = fs::read_link(entry.path()) else {
-                continue;
+            let link = match fs::read_link(entry.path()) {
+                Ok(link) => link,
+                // Listing the fd directory (CAP_DAC_READ_SEARCH) is not reading the links
+                // (ptrace access, CAP_SYS_PTRACE): this process's sockets stay hidden.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(e),
+                // The fd was closed, or the process exited, while we looked.
+                Err(_) => continue,
             };
             if let Some(inode) = proc_pid::socket_inode(link.as_os_str().as_bytes())
                 && wanted.contains(&inode)
