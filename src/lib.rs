@@ -19,6 +19,8 @@ pub mod catalog;
 pub mod classify;
 pub mod cli;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod inspect;
 pub mod model;
 pub mod parse;

@@ -1,0 +1,30 @@
+//! Entry points shared by the `cargo fuzz` targets in `fuzz/` and by the corpus replay test
+//! (`tests/fuzz_corpus.rs`): each feeds arbitrary bytes to one pure parser. They must never
+//! panic; a panic here is a bug in the parser, not in the harness.
+
+use crate::model::{Family, Proto};
+use crate::parse::{proc_net, proc_pid, sock_diag};
+
+/// A NETLINK_SOCK_DIAG reply, as each kind of dump would read it.
+pub fn sock_diag_reply(data: &[u8]) {
+    for proto in [Proto::Tcp, Proto::Udp, Proto::Unix] {
+        for seq in [0, 1, 5] {
+            let _ = sock_diag::parse_batch(data, proto, seq);
+        }
+    }
+}
+
+/// `/proc/<pid>/net/{tcp,tcp6,udp,udp6,unix}` text.
+pub fn proc_net_table(data: &[u8]) {
+    let _ = proc_net::parse_inet(data, Proto::Tcp, Family::Ipv4);
+    let _ = proc_net::parse_inet(data, Proto::Udp, Family::Ipv6);
+    let _ = proc_net::parse_unix(data);
+}
+
+/// `/proc/<pid>/{stat,status,cmdline}` and fd link targets.
+pub fn proc_pid_text(data: &[u8]) {
+    let _ = proc_pid::parse_stat(data);
+    let _ = proc_pid::parse_status_uids(data);
+    let _ = proc_pid::parse_cmdline(data);
+    let _ = proc_pid::socket_inode(data);
+}
