@@ -264,3 +264,108 @@ fn churn_every_run_succeeds_and_every_listed_socket_is_real() {
         started.elapsed()
     );
 }
+
+#[test]
+fn podports_writes_nothing_but_its_own_output() {
+    if !require_root("podports_writes_nothing_but_its_own_output") {
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is missing: .ci/run installs it"
+        );
+        eprintln!("skipping podports_writes_nothing_but_its_own_output: no strace");
+        return;
+    }
+    let ns = Netns::new();
+    let _p = Proc::start(
+        &ns,
+        &install_as("envoy"),
+        &["tcp-listen=127.0.0.1:15000", "udp-bind=127.0.0.1:15053"],
+    );
+    let scratch = Scratch::new();
+    let log = scratch.join("strace.log");
+    let traced = [
+        "openat",
+        "open",
+        "creat",
+        "write",
+        "pwrite64",
+        "writev",
+        "unlink",
+        "unlinkat",
+        "mkdir",
+        "mkdirat",
+        "rename",
+        "renameat",
+        "renameat2",
+        "truncate",
+        "ftruncate",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "chown",
+        "fchown",
+        "fchownat",
+        "setxattr",
+        "fsetxattr",
+        "sendto",
+        "sendmsg",
+        "connect",
+        "bind",
+        "kill",
+        "ptrace",
+        "mount",
+        "umount2",
+    ]
+    .join(",");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .arg("-e")
+        .arg(format!("trace={traced}"))
+        .arg(env!("CARGO_BIN_EXE_podports"))
+        .args(["--netns", ns.name(), "-o", "wide"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut calls = 0;
+    for line in text.lines() {
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest)
+            .trim_start();
+        let name = call.split('(').next().unwrap_or_default();
+        calls += 1;
+        match name {
+            "openat" | "open" => assert!(
+                call.contains("O_RDONLY") && !call.contains("O_CREAT") && !call.contains("O_TRUNC"),
+                "{line}"
+            ),
+            "write" | "writev" => assert!(
+                call.starts_with("write(1,")
+                    || call.starts_with("write(2,")
+                    || call.starts_with("writev(1,")
+                    || call.starts_with("writev(2,"),
+                "{line}"
+            ),
+            // The netlink dump: a request to the kernel, nothing else.
+            "sendto" | "sendmsg" | "bind" | "connect" => {
+                assert!(
+                    call.contains("AF_NETLINK") || call.contains("NLM_F_REQUEST"),
+                    "{line}"
+                )
+            }
+            "+++" | "---" | "" => {}
+            other => panic!("podports called {other}: {line}"),
+        }
+    }
+    assert!(calls > 5, "strace saw nothing: {text}");
+}
