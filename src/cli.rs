@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::inspect::{Filters, Request, Source, Target};
 use crate::model::Proto;
+use crate::sys::node::HostRoot;
 
 /// Which sockets are open in a pod's network namespace, which process holds each, and what
 /// the port is for in an Istio or Linkerd mesh.
@@ -28,6 +29,38 @@ pub struct Cli {
     /// path to a netns file such as /proc/PID/ns/net or /var/run/netns/cni-....
     #[arg(long, value_name = "NAME|PATH", global = true, group = "target")]
     pub netns: Option<String>,
+
+    /// Look at this pod on this node, found without an API server: its UID from
+    /// /var/log/pods/NAMESPACE_NAME_UID, its processes from their cgroups. A bare NAME must
+    /// be unique on the node (or give --namespace).
+    #[arg(long, value_name = "NAMESPACE/NAME", global = true, group = "target")]
+    pub pod: Option<String>,
+
+    /// Look at the pod with this UID on this node (from `kubectl get pod -o
+    /// jsonpath='{.metadata.uid}'`; systemd's `_` form is taken too).
+    #[arg(long, value_name = "UID", global = true, group = "target")]
+    pub pod_uid: Option<String>,
+
+    /// Look at the pod of this container on this node: its runtime ID, or a unique prefix
+    /// (as `crictl ps` shows it; `containerd://` and the like are dropped).
+    #[arg(long, value_name = "ID", global = true, group = "target")]
+    pub container: Option<String>,
+
+    /// Every pod on this node, each network namespace once (hostNetwork pods share the
+    /// node's, listed once for all of them). The table is grouped by pod; `-o json` prints
+    /// JSON Lines, one object per listing.
+    #[arg(long, global = true, group = "target")]
+    pub all_pods: bool,
+
+    /// With --all-pods: only the pods of this namespace. With --pod NAME: the pod's namespace.
+    #[arg(long, value_name = "NAMESPACE", global = true)]
+    pub namespace: Option<String>,
+
+    /// Where the host's / is: podports reads DIR/proc, DIR/var/log/pods,
+    /// DIR/var/log/containers, DIR/sys/fs/cgroup and DIR/run/netns. In a privileged DaemonSet
+    /// with hostPID and the host's / mounted at /host: --host-root /host.
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub host_root: PathBuf,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
@@ -61,15 +94,36 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
     pub color: ColorArg,
 
-    /// The /proc to read (for a host's /proc mounted elsewhere).
-    #[arg(long, value_name = "DIR", default_value = "/proc", hide = true)]
-    pub proc_root: PathBuf,
+    /// The /proc to read, if not the host root's.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub proc_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the catalog of mesh ports and unix sockets podports knows, with sources.
     Catalog,
+    /// Check that the target listens as it should; exit 1 with a readable diff when not.
+    ///
+    /// Expectations come from built-in profiles (istio-sidecar, istio-ambient, istio-gateway,
+    /// istiod, ztunnel, linkerd-proxy) and from YAML or JSON files (see the README); all of
+    /// them are checked. Exit codes: 0 every expectation holds, 1 one fails, 2 usage or input
+    /// error (a malformed file), 3 the target is unreachable.
+    Check {
+        /// Check against a built-in profile (repeatable).
+        #[arg(long, value_name = "NAME")]
+        profile: Vec<String>,
+        /// Check against an expectation file, YAML or JSON (repeatable).
+        #[arg(long, value_name = "FILE")]
+        expect: Vec<PathBuf>,
+        /// Look again every 500ms until every expectation holds or DURATION has passed
+        /// (30s, 2m, 500ms, 1m30s): a CI step right after a rollout.
+        #[arg(long, value_name = "DURATION", value_parser = crate::check::duration::parse)]
+        wait: Option<std::time::Duration>,
+        /// Also write the results as JUnit XML to FILE, one test case per expectation.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,19 +164,7 @@ pub enum SourceArg {
 impl Cli {
     /// The inspection this command line asks for.
     pub fn request(&self) -> Result<Request, Error> {
-        let target = match (self.pid, &self.netns) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Usage(
-                    "give at most one target: --pid or --netns".into(),
-                ));
-            }
-            (Some(pid), None) => Target::Pid(pid),
-            (None, Some(ns)) if ns.is_empty() => {
-                return Err(Error::Usage("--netns needs a name or a path".into()));
-            }
-            (None, Some(ns)) => Target::Netns(ns.clone()),
-            (None, None) => Target::Current,
-        };
+        let target = self.target()?;
         let mut protos = Vec::new();
         for (on, p) in [
             (self.tcp, Proto::Tcp),
@@ -144,8 +186,143 @@ impl Cli {
                 protos,
                 ports: self.port.clone(),
             },
-            proc_root: self.proc_root.clone(),
-            netns_dir: PathBuf::from("/run/netns"),
+            host: match &self.proc_root {
+                Some(proc) => HostRoot::new(&self.host_root).with_proc(proc),
+                None => HostRoot::new(&self.host_root),
+            },
+        })
+    }
+
+    fn target(&self) -> Result<Target, Error> {
+        let given: Vec<&str> = [
+            (self.pid.is_some(), "--pid"),
+            (self.netns.is_some(), "--netns"),
+            (self.pod.is_some(), "--pod"),
+            (self.pod_uid.is_some(), "--pod-uid"),
+            (self.container.is_some(), "--container"),
+            (self.all_pods, "--all-pods"),
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect();
+        if given.len() > 1 {
+            return Err(Error::Usage(format!(
+                "give at most one target: {}",
+                given.join(" or ")
+            )));
+        }
+        let namespace = match self.namespace.as_deref() {
+            Some("") => return Err(Error::Usage("--namespace needs a name".into())),
+            Some(ns) if self.pod.is_none() && !self.all_pods => {
+                return Err(Error::Usage(format!(
+                    "--namespace {ns} goes with --all-pods or --pod NAME"
+                )));
+            }
+            ns => ns.map(String::from),
+        };
+        let empty = |flag: &str, what: &str| Error::Usage(format!("{flag} needs {what}"));
+        Ok(if let Some(pid) = self.pid {
+            Target::Pid(pid)
+        } else if let Some(ns) = &self.netns {
+            if ns.is_empty() {
+                return Err(empty("--netns", "a name or a path"));
+            }
+            Target::Netns(ns.clone())
+        } else if let Some(pod) = &self.pod {
+            let (ns, name) = match pod.split_once('/') {
+                Some((ns, name)) => (Some(ns.to_string()), name),
+                None => (None, pod.as_str()),
+            };
+            if name.is_empty() || ns.as_deref() == Some("") || name.contains('/') {
+                return Err(Error::Usage(format!(
+                    "--pod {pod:?}: give NAMESPACE/NAME (or NAME and --namespace)"
+                )));
+            }
+            if let (Some(a), Some(b)) = (&ns, &namespace)
+                && a != b
+            {
+                return Err(Error::Usage(format!(
+                    "--pod {pod} and --namespace {b} disagree on the namespace"
+                )));
+            }
+            Target::Pod {
+                namespace: ns.or(namespace),
+                name: name.to_string(),
+            }
+        } else if let Some(uid) = &self.pod_uid {
+            if uid.is_empty() {
+                return Err(empty("--pod-uid", "a pod UID"));
+            }
+            Target::PodUid(uid.clone())
+        } else if let Some(id) = &self.container {
+            if id.is_empty() {
+                return Err(empty("--container", "a container ID or a prefix of one"));
+            }
+            Target::Container(id.clone())
+        } else if self.all_pods {
+            Target::AllPods { namespace }
+        } else {
+            Target::Current
+        })
+    }
+}
+
+impl Cli {
+    /// The check this command line asks for: the target as for the listing (every listener
+    /// of it), the profiles and files (profiles first), and where the verdict goes.
+    pub fn check_plan(&self) -> Result<crate::check::run::Plan, Error> {
+        use crate::check::run::{Input, Output as CheckOutput, Plan};
+        let Some(Command::Check {
+            profile,
+            expect,
+            wait,
+            junit,
+        }) = &self.command
+        else {
+            return Err(Error::Usage("not a check command line".into()));
+        };
+        let filters: Vec<&str> = [
+            (self.listening, "-l"),
+            (self.tcp, "-t"),
+            (self.udp, "-u"),
+            (self.unix, "-x"),
+            (!self.port.is_empty(), "--port"),
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect();
+        if !filters.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} filter the listing; check looks at every listener of the target",
+                filters.join(", ")
+            )));
+        }
+        let mut request = self.request()?;
+        if matches!(request.target, Target::AllPods { .. }) {
+            return Err(Error::Usage(
+                "check looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
+            ));
+        }
+        request.filters = Filters {
+            listening: true,
+            protos: Vec::new(),
+            ports: Vec::new(),
+        };
+        Ok(Plan {
+            request,
+            inputs: profile
+                .iter()
+                .cloned()
+                .map(Input::Profile)
+                .chain(expect.iter().cloned().map(Input::File))
+                .collect(),
+            wait: *wait,
+            junit: junit.clone(),
+            output: match self.output {
+                Output::Table => CheckOutput::Table,
+                Output::Wide => CheckOutput::Wide,
+                Output::Json => CheckOutput::Json,
+            },
         })
     }
 }

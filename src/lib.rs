@@ -16,6 +16,7 @@
 
 pub mod annotate;
 pub mod catalog;
+pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod error;
@@ -23,6 +24,8 @@ pub mod error;
 pub mod fuzz_targets;
 pub mod inspect;
 pub mod model;
+pub mod node;
 pub mod parse;
+pub mod pods;
 pub mod render;
 pub mod sys;

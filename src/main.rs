@@ -13,9 +13,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use podports::catalog::Catalog;
+use podports::check;
 use podports::cli::{Cli, Command, Output};
 use podports::error::Error;
-use podports::inspect;
+use podports::inspect::{self, Target};
+use podports::node;
 use podports::render::{self, table::Detail};
 
 fn main() -> ExitCode {
@@ -30,6 +32,8 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Closed) => ExitCode::SUCCESS,
+        // The report says which; a closed stdout does not turn it into a pass.
+        Err(Failure::ChecksFailed) => ExitCode::from(1),
         Err(Failure::Io(e)) => {
             let _ = writeln!(io::stderr(), "podports: writing output: {e}");
             ExitCode::from(2)
@@ -45,6 +49,8 @@ enum Failure {
     Error(Error),
     /// stdout was closed by the reader.
     Closed,
+    /// `check` ran and an expectation does not hold (exit 1).
+    ChecksFailed,
     Io(io::Error),
 }
 
@@ -79,13 +85,36 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Output::Wide => render::catalog::write_table(&mut out, &catalog, true)?,
             Output::Table => render::catalog::write_table(&mut out, &catalog, false)?,
         },
+        Some(Command::Check { .. }) => {
+            if !check::run::run(&cli.check_plan()?, &catalog, &mut out)? {
+                return Err(Failure::ChecksFailed);
+            }
+        }
         None => {
             let request = cli.request()?;
+            if let Target::AllPods { namespace } = &request.target {
+                let sweep = node::sweep(&request, namespace.as_deref(), &catalog)?;
+                match cli.output {
+                    Output::Json => {
+                        render::pods::write_json_lines(&mut out, &sweep)?;
+                        for w in &sweep.warnings {
+                            let _ = writeln!(io::stderr(), "podports: warning: {w}");
+                        }
+                    }
+                    Output::Table => {
+                        render::pods::write_table(&mut out, &sweep, Detail::Normal, color)?
+                    }
+                    Output::Wide => {
+                        render::pods::write_table(&mut out, &sweep, Detail::Wide, color)?
+                    }
+                }
+                out.flush()?;
+                return Ok(());
+            }
             let inspection = inspect::inspect(&request, &catalog)?;
             match cli.output {
                 Output::Json => {
-                    serde_json::to_writer_pretty(&mut out, &render::json::document(&inspection))
-                        .map_err(io::Error::from)?;
+                    render::json::write(&mut out, &inspection)?;
                     writeln!(out)?;
                 }
                 Output::Table => {

@@ -1,0 +1,13 @@
+//! `podports check`: does a pod listen the way it should? Expectations (built-in profiles or
+//! the user's YAML/JSON files) are evaluated against one inspection of the target's listeners,
+//! and the verdict is a table, JSON or JUnit XML, and an exit code (0 pass, 1 fail).
+//! Only `run` does I/O (files, the inspection, the clock); everything else is pure, and nothing
+//! here ever writes to the target.
+
+pub mod duration;
+pub mod eval;
+pub mod expect;
+pub mod junit;
+pub mod profiles;
+pub mod report;
+pub mod run;

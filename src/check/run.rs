@@ -1,0 +1,442 @@
+//! The `check` command end to end: read the profiles and files, inspect the target (again and
+//! again under `--wait`), evaluate, write the JUnit file and the report. The only part of
+//! `check` that does I/O: files, the inspection, the clock and the progress line.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::check::eval::{Report, Waited};
+use crate::check::expect::{self, Expectations, Format};
+use crate::check::{duration, junit, profiles, report};
+use crate::error::Error;
+use crate::inspect::{self, Request};
+use crate::render::escape::escape;
+
+/// Where expectations come from: `--profile NAME`, `--expect FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Profile(String),
+    File(PathBuf),
+}
+
+/// How the verdict is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Wide,
+    Json,
+}
+
+/// A validated `check` command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub request: Request,
+    pub inputs: Vec<Input>,
+    /// `--wait`: poll until every expectation holds or this much time has passed.
+    pub wait: Option<Duration>,
+    pub junit: Option<PathBuf>,
+    pub output: Output,
+}
+
+/// How often `--wait` looks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs the check; returns whether every expectation holds. Errors are usage or input errors
+/// (exit 2: a malformed file, an unknown profile) or an unreachable target (exit 3). A closed
+/// stdout does not change the verdict.
+pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
+    let (exp, sources) = load(&plan.inputs)?;
+    let mut terminal = Progress::new(io::stderr().is_terminal());
+    let report = check_until(
+        plan.wait,
+        POLL_INTERVAL,
+        || {
+            let ins = inspect::inspect(&plan.request, catalog)?;
+            Ok(Report::new(&exp, sources.clone(), &ins))
+        },
+        &mut |p| terminal.show(p),
+    )?;
+    if let Some(path) = &plan.junit {
+        let mut xml = Vec::new();
+        junit::write(&mut xml, &report)
+            .and_then(|()| std::fs::write(path, &xml))
+            .map_err(|e| {
+                Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
+            })?;
+    }
+    let written = match plan.output {
+        Output::Json => serde_json::to_writer_pretty(&mut *out, &report::document(&report))
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out)),
+        Output::Table => report::write_table(out, &report, false),
+        Output::Wide => report::write_table(out, &report, true),
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Usage(format!("writing output: {e}")))
+        }
+        _ => Ok(report.passed()),
+    }
+}
+
+/// Reads and resolves every profile and file, in order; returns the expectations and the
+/// sources' names. Every error names the profile or file (and the line and column in it).
+pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
+    if inputs.is_empty() {
+        return Err(Error::Usage(format!(
+            "check needs at least one --profile NAME or --expect FILE; the built-in profiles \
+             are {}",
+            profiles::names()
+        )));
+    }
+    let mut all = Expectations::default();
+    let mut names = Vec::new();
+    for input in inputs {
+        let (exp, name) = match input {
+            Input::Profile(name) => {
+                let p = profiles::get(name).ok_or_else(|| {
+                    Error::Usage(format!("--profile: {}", profiles::unknown(name)))
+                })?;
+                let exp = expect::load(p.text, Format::Yaml, p.name)
+                    .map_err(|e| Error::Usage(format!("built-in profile {}: {e}", p.name)))?;
+                (exp, p.name.to_string())
+            }
+            Input::File(path) => {
+                let name = path.display().to_string();
+                (load_file(path, &name)?, name)
+            }
+        };
+        all.append(exp);
+        names.push(name);
+    }
+    Ok((all, names))
+}
+
+fn load_file(path: &std::path::Path, name: &str) -> Result<Expectations, Error> {
+    let shown = escape(name.as_bytes());
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Usage(match e.kind() {
+            io::ErrorKind::NotFound => format!("--expect {shown}: no such file"),
+            _ => format!("--expect {shown}: cannot read it: {e}"),
+        })
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = e
+            .as_bytes()
+            .get(..e.utf8_error().valid_up_to())
+            .unwrap_or_default();
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = good.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        Error::Usage(format!(
+            "{shown}:{line}:{column}: not UTF-8 text (an expectation file is YAML or JSON)"
+        ))
+    })?;
+    expect::load(&text, Format::for_path(path), name).map_err(|e| {
+        Error::Usage(match e.location {
+            Some((line, column)) => format!("{shown}:{line}:{column}: {}", e.message),
+            None => format!("{shown}: {}", e.message),
+        })
+    })
+}
+
+/// One moment of `--wait`, for the progress line.
+#[derive(Debug)]
+pub enum Poll<'a> {
+    /// Some expectations fail; looking again soon.
+    Failing {
+        report: &'a Report,
+        elapsed: Duration,
+        limit: Duration,
+    },
+    /// The target cannot be reached (yet); looking again soon.
+    Unreachable {
+        error: &'a Error,
+        elapsed: Duration,
+        limit: Duration,
+    },
+    /// Waiting is over.
+    Done,
+}
+
+/// Runs `attempt` once, or under `--wait` until its report passes or `limit` has passed,
+/// sleeping `interval` between attempts. An unreachable target (the pod not there yet) is
+/// retried while time remains; any other error ends at once. The last attempt runs at the
+/// limit, so a listener that appears in the last moments is seen.
+pub fn check_until(
+    limit: Option<Duration>,
+    interval: Duration,
+    mut attempt: impl FnMut() -> Result<Report, Error>,
+    progress: &mut dyn FnMut(Poll<'_>),
+) -> Result<Report, Error> {
+    let Some(limit) = limit else {
+        return attempt();
+    };
+    let start = Instant::now();
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let result = attempt();
+        let elapsed = start.elapsed();
+        match result {
+            Ok(mut r) if r.passed() || elapsed >= limit => {
+                progress(Poll::Done);
+                r.waited = Some(Waited {
+                    limit,
+                    elapsed,
+                    attempts,
+                });
+                return Ok(r);
+            }
+            Ok(r) => progress(Poll::Failing {
+                report: &r,
+                elapsed,
+                limit,
+            }),
+            Err(e @ Error::Unreachable(_)) if elapsed < limit => progress(Poll::Unreachable {
+                error: &e,
+                elapsed,
+                limit,
+            }),
+            Err(e) => {
+                progress(Poll::Done);
+                return Err(e);
+            }
+        }
+        std::thread::sleep(interval.min(limit.saturating_sub(elapsed)));
+    }
+}
+
+/// The progress line of `--wait`: on stderr, only when it is a terminal, rewritten in place
+/// and cleared at the end.
+struct Progress {
+    active: bool,
+    shown: bool,
+}
+
+/// Keeps the line on one row of a narrow terminal.
+const LINE_MAX: usize = 110;
+
+impl Progress {
+    fn new(active: bool) -> Progress {
+        Progress {
+            active,
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, p: Poll<'_>) {
+        if !self.active {
+            return;
+        }
+        let line = match p {
+            Poll::Done => {
+                if self.shown {
+                    let _ = write!(io::stderr(), "\r\x1b[K");
+                }
+                self.shown = false;
+                return;
+            }
+            Poll::Failing {
+                report,
+                elapsed,
+                limit,
+            } => {
+                let failing: Vec<String> = report
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.failed())
+                    .map(|o| o.title())
+                    .collect();
+                format!(
+                    "waiting {}/{}: {} failing: {}",
+                    duration::display(elapsed),
+                    duration::display(limit),
+                    failing.len(),
+                    failing.join("; ")
+                )
+            }
+            Poll::Unreachable {
+                error,
+                elapsed,
+                limit,
+            } => format!(
+                "waiting {}/{}: {error}",
+                duration::display(elapsed),
+                duration::display(limit)
+            ),
+        };
+        let line = escape(line.as_bytes());
+        let short: String = line.chars().take(LINE_MAX).collect();
+        let _ = write!(io::stderr(), "\r\x1b[K{short}");
+        let _ = io::stderr().flush();
+        self.shown = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::check::eval::{CheckKind, Outcome, Status};
+    use crate::inspect::Source;
+
+    fn report(pass: bool) -> Report {
+        Report {
+            outcomes: vec![Outcome {
+                check: CheckKind::Listen,
+                name: None,
+                expected: "listen tcp/15021".into(),
+                origin: "x".into(),
+                status: if pass { Status::Pass } else { Status::Fail },
+                reason: String::new(),
+                found: vec![],
+                target: None,
+                owner: None,
+                bind: None,
+                optional: false,
+            }],
+            sources: vec![],
+            target: "current".into(),
+            netns_inode: None,
+            source: Source::Netlink,
+            warnings: vec![],
+            hidden_owners: 0,
+            strict: false,
+            waited: None,
+        }
+    }
+
+    #[test]
+    fn without_wait_one_attempt() {
+        let calls = Cell::new(0);
+        let r = check_until(
+            None,
+            Duration::ZERO,
+            || {
+                calls.set(calls.get() + 1);
+                Ok(report(false))
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(calls.get(), 1);
+        assert!(!r.passed());
+        assert!(r.waited.is_none());
+    }
+
+    #[test]
+    fn wait_stops_as_soon_as_it_passes() {
+        let calls = Cell::new(0);
+        let mut seen = Vec::new();
+        let r = check_until(
+            Some(Duration::from_secs(10)),
+            Duration::from_millis(1),
+            || {
+                calls.set(calls.get() + 1);
+                Ok(report(calls.get() >= 3))
+            },
+            &mut |p| {
+                seen.push(match p {
+                    Poll::Failing { .. } => "failing",
+                    Poll::Unreachable { .. } => "unreachable",
+                    Poll::Done => "done",
+                })
+            },
+        )
+        .unwrap();
+        assert!(r.passed());
+        assert_eq!(calls.get(), 3);
+        assert_eq!(seen, ["failing", "failing", "done"]);
+        let w = r.waited.unwrap();
+        assert_eq!(w.attempts, 3);
+        assert!(w.elapsed < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn wait_gives_up_at_the_limit_with_the_last_report() {
+        let start = Instant::now();
+        let r = check_until(
+            Some(Duration::from_millis(120)),
+            Duration::from_millis(50),
+            || Ok(report(false)),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(!r.passed());
+        let w = r.waited.unwrap();
+        assert!(w.elapsed >= Duration::from_millis(120), "{w:?}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!((3..=6).contains(&w.attempts), "{w:?}");
+    }
+
+    #[test]
+    fn wait_retries_an_unreachable_target_but_not_other_errors() {
+        let calls = Cell::new(0);
+        let r = check_until(
+            Some(Duration::from_secs(10)),
+            Duration::from_millis(1),
+            || {
+                calls.set(calls.get() + 1);
+                if calls.get() < 3 {
+                    Err(Error::Unreachable("no such netns".into()))
+                } else {
+                    Ok(report(true))
+                }
+            },
+            &mut |_| {},
+        );
+        assert!(r.unwrap().passed());
+        let calls = Cell::new(0);
+        let e = check_until(
+            Some(Duration::from_secs(10)),
+            Duration::from_millis(1),
+            || {
+                calls.set(calls.get() + 1);
+                Err(Error::Privilege("CAP_SYS_ADMIN".into()))
+            },
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(e.exit_code(), 3);
+        // Still unreachable at the limit: the error, exit 3.
+        let e = check_until(
+            Some(Duration::from_millis(30)),
+            Duration::from_millis(10),
+            || Err(Error::Unreachable("gone".into())),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(e, Error::Unreachable("gone".into()));
+    }
+
+    #[test]
+    fn load_names_what_is_wrong() {
+        let e = load(&[]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message().contains("istio-sidecar, istio-ambient"), "{e}");
+        let e = load(&[Input::Profile("istio-sidecr".into())]).unwrap_err();
+        assert!(
+            e.message().contains("unknown profile `istio-sidecr`"),
+            "{e}"
+        );
+        assert!(e.message().contains("istio-sidecar"), "{e}");
+        let e = load(&[Input::File("/nonexistent/podports.yaml".into())]).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Usage("--expect /nonexistent/podports.yaml: no such file".into())
+        );
+        let (exp, names) = load(&[
+            Input::Profile("istio-sidecar".into()),
+            Input::Profile("istio-sidecar".into()),
+        ])
+        .unwrap();
+        assert_eq!(names, ["istio-sidecar", "istio-sidecar"]);
+        let once = load(&[Input::Profile("istio-sidecar".into())]).unwrap().0;
+        assert_eq!(exp, once, "the same profile twice checks each item once");
+    }
+}

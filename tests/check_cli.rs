@@ -1,0 +1,435 @@
+//! `podports check` from the command line: exit codes, error wording (file, line, column), the
+//! JSON report read back, and JUnit XML parsed back. These need no privilege: they check the
+//! test's own network namespace, with a listener the test opens itself.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use podports::check::eval::{CheckKind, Status};
+use podports::check::report::CheckDocument;
+
+fn podports(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(args)
+        .output()
+        .expect("run podports")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+    let e = stderr(o);
+    assert!(
+        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
+        "{e}"
+    );
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/check")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A file in the temp dir, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "podports-check-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn without_a_profile_or_a_file_it_is_a_usage_error_listing_the_profiles() {
+    let o = podports(&["check"]);
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        "podports: check needs at least one --profile NAME or --expect FILE; the built-in \
+         profiles are istio-sidecar, istio-ambient, istio-gateway, istiod, ztunnel, \
+         linkerd-proxy\n"
+    );
+}
+
+#[test]
+fn an_unknown_profile_is_a_usage_error_listing_the_known_ones() {
+    let o = podports(&["check", "--profile", "istio-sidecr"]);
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        "podports: --profile: unknown profile `istio-sidecr`; the built-in profiles are \
+         istio-sidecar, istio-ambient, istio-gateway, istiod, ztunnel, linkerd-proxy\n"
+    );
+}
+
+#[test]
+fn a_missing_or_unreadable_expect_file_is_named() {
+    let o = podports(&["check", "--expect", "/nonexistent/pod.yaml"]);
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        "podports: --expect /nonexistent/pod.yaml: no such file\n"
+    );
+    let dir = std::env::temp_dir();
+    let o = podports(&["check", "--expect", dir.to_str().unwrap()]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "podports: --expect {}: cannot read it:",
+            dir.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn malformed_files_name_the_file_line_and_column() {
+    let cases = [
+        (
+            "bad-unknown-key.yaml",
+            ":3:5: unknown field `colour`, expected one of name, port, path, proto, owner, bind, \
+             optional",
+        ),
+        ("bad-port-string.yaml", ":2:11: port \"9080\" is text"),
+        (
+            "bad-port-out-of-range.yaml",
+            ":3:11: port 70000 is out of range: a port is 1 to 65535",
+        ),
+        (
+            "bad-strict-type.yaml",
+            ":2:9: invalid boolean (true or false expected)",
+        ),
+        (
+            "bad-unknown-profile.yaml",
+            ":2:10: unknown profile `istio-sidecr`",
+        ),
+        ("bad-unknown-key.json", ":3:43: unknown field `colour`"),
+        ("bad-trailing-comma.json", ":4:3: trailing comma"),
+        (
+            "bad-empty.yaml",
+            ": expects nothing: add `extends: PROFILE`, `listen:`, `forbid:` or `strict: true`",
+        ),
+    ];
+    for (name, want) in cases {
+        let path = fixture(name);
+        // A good profile before the bad file: the file is still read before any inspection.
+        let o = podports(&["check", "--profile", "istiod", "--expect", &path]);
+        assert_exit(&o, 2);
+        let e = stderr(&o);
+        assert!(
+            e.starts_with(&format!("podports: {path}{want}")),
+            "{name}: want {want:?}, got {e:?}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(o.stdout.is_empty(), "{name}: no report for a bad file");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_rejected_where_the_bad_byte_is() {
+    let f = TempFile::new("bin.yaml", b"listen:\n  - port: 9\xff80\n");
+    let o = podports(&["check", "--expect", f.path()]);
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "podports: {}:2:12: not UTF-8 text (an expectation file is YAML or JSON)\n",
+            f.path()
+        )
+    );
+}
+
+#[test]
+fn a_bad_wait_duration_is_a_usage_error() {
+    for bad in ["5x", "30", "-1s", "1.5s", "25h"] {
+        let o = podports(&["check", "--profile", "istiod", &format!("--wait={bad}")]);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("such as 30s, 2m, 500ms or 1m30s"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn listing_filters_do_not_apply_to_check() {
+    let o = podports(&["-l", "--port", "80", "check", "--profile", "istiod"]);
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        "podports: -l, --port filter the listing; check looks at every listener of the \
+         target\n"
+    );
+}
+
+#[test]
+fn an_unreachable_target_exits_3() {
+    let o = podports(&["check", "--profile", "istiod", "--pid", "2147483647"]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains("no process with pid 2147483647"),
+        "{}",
+        stderr(&o)
+    );
+    let o = podports(&[
+        "check",
+        "--profile",
+        "istiod",
+        "--netns",
+        "podports-no-such-ns",
+    ]);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("ip netns list"), "{}", stderr(&o));
+    // Still unreachable when the wait is over: exit 3, not 1.
+    let o = podports(&[
+        "check",
+        "--profile",
+        "istiod",
+        "--netns",
+        "podports-no-such-ns",
+        "--wait",
+        "700ms",
+    ]);
+    assert_exit(&o, 3);
+}
+
+/// An expectation file about a listener this test holds (in its own namespace).
+fn own_listener_file(listener: &TcpListener, extra: &str) -> TempFile {
+    let port = listener.local_addr().unwrap().port();
+    TempFile::new(
+        "own.yaml",
+        format!(
+            "listen:\n  - name: the test's own listener\n    port: {port}\n    bind: loopback\n    \
+             owner: app\n{extra}"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn a_listener_that_is_there_passes_and_one_that_is_not_fails() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let f = own_listener_file(&listener, "");
+    let o = podports(&["check", "--expect", f.path()]);
+    assert_exit(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("tcp 127.0.0.1:{port} ")), "{out}");
+    assert!(out.ends_with("check passed\n"), "{out}");
+
+    // Owned by something else, bound elsewhere, and a port nobody holds.
+    let f = TempFile::new(
+        "bad.yaml",
+        format!(
+            "listen:\n  - port: {port}\n    owner: envoy\n  - port: {port}\n    bind: wildcard\n"
+        )
+        .as_bytes(),
+    );
+    let o = podports(&["check", "--expect", f.path(), "-o", "json"]);
+    assert_exit(&o, 1);
+    let doc: CheckDocument = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!doc.passed);
+    assert_eq!(doc.version, 1);
+    assert_eq!(doc.summary.failed, 2);
+    assert_eq!(doc.sources, [f.path()]);
+    let owner = &doc.results[0];
+    assert_eq!(owner.status, Status::Fail);
+    assert_eq!(owner.check, CheckKind::Listen);
+    assert_eq!(owner.port, Some(port));
+    assert!(owner.reason.starts_with("held by "), "{owner:?}");
+    assert!(owner.reason.ends_with("(expected envoy)"), "{owner:?}");
+    assert_eq!(owner.found[0].local, format!("127.0.0.1:{port}"));
+    assert_eq!(
+        owner.found[0].processes[0].pid,
+        std::process::id() as i32,
+        "{owner:?}"
+    );
+    let bind = &doc.results[1];
+    assert_eq!(
+        bind.reason,
+        format!("bound to 127.0.0.1:{port} (expected the wildcard address (0.0.0.0 or ::))")
+    );
+}
+
+#[test]
+fn strict_fails_on_a_listener_nobody_named() {
+    let named = TcpListener::bind("127.0.0.1:0").unwrap();
+    let extra = TcpListener::bind("127.0.0.1:0").unwrap();
+    let extra_port = extra.local_addr().unwrap().port();
+    let f = own_listener_file(&named, "strict: true\n");
+    let o = podports(&["check", "--expect", f.path(), "-o", "json"]);
+    assert_exit(&o, 1);
+    let doc: CheckDocument = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc.strict);
+    let strict = doc.results.last().unwrap();
+    assert_eq!(strict.check, CheckKind::Strict);
+    assert_eq!(strict.status, Status::Fail);
+    assert!(
+        strict
+            .found
+            .iter()
+            .any(|f| f.local == format!("127.0.0.1:{extra_port}")),
+        "{strict:?}"
+    );
+    assert!(
+        strict
+            .found
+            .iter()
+            .all(|f| f.local != named.local_addr().unwrap().to_string()),
+        "{strict:?}"
+    );
+}
+
+#[test]
+fn junit_is_written_for_a_failing_check_and_parses() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let f = own_listener_file(&listener, "forbid:\n  - port: 1\n");
+    let absent = TempFile::new(
+        "absent.yaml",
+        b"listen:\n  - port: 1\n    name: \"<nobody & none>\"\n",
+    );
+    let xml = TempFile::new("junit.xml", b"");
+    let o = podports(&[
+        "check",
+        "--expect",
+        f.path(),
+        "--expect",
+        absent.path(),
+        "--junit",
+        xml.path(),
+    ]);
+    assert_exit(&o, 1);
+    let text = std::fs::read_to_string(xml.path()).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("3"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 2);
+    assert_eq!(suites[1].attribute("name"), Some(absent.path()));
+    let failed = suites[1]
+        .descendants()
+        .find(|n| n.has_tag_name("testcase"))
+        .unwrap();
+    assert_eq!(
+        failed.attribute("name"),
+        Some("listen tcp/1 (<nobody & none>)")
+    );
+    let failure = failed
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert_eq!(
+        failure.attribute("message"),
+        Some("nothing listens on tcp/1")
+    );
+    // The table still went to stdout.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("check FAILED"));
+
+    // A path that cannot be written is an input error, named.
+    let o = podports(&[
+        "check",
+        "--expect",
+        f.path(),
+        "--junit",
+        "/nonexistent/dir/junit.xml",
+    ]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).starts_with("podports: --junit /nonexistent/dir/junit.xml: cannot write it:"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_closed_stdout_does_not_turn_a_failure_into_a_pass() {
+    let f = TempFile::new("absent.yaml", b"listen:\n  - port: 1\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["check", "--expect", f.path()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn wait_sees_a_listener_that_appears_while_waiting() {
+    // Find a free port, then let a thread listen on it a moment after the check started.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = TempFile::new(
+        "later.yaml",
+        format!("listen:\n  - port: {port}\n    bind: loopback\n").as_bytes(),
+    );
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // Held until podports has answered.
+        let _ = wait_done.recv();
+        drop(l);
+    });
+    let o = podports(&["check", "--expect", f.path(), "--wait", "20s", "-o", "json"]);
+    done.send(()).unwrap();
+    assert_exit(&o, 0);
+    let doc: CheckDocument = serde_json::from_slice(&o.stdout).unwrap();
+    let wait = doc.wait.unwrap();
+    assert!(wait.attempts >= 2, "{wait:?}");
+    assert!(wait.elapsed_ms >= 1000, "{wait:?}");
+    assert!(wait.elapsed_ms < 20_000, "{wait:?}");
+    // Not a terminal: no progress line on stderr.
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    opener.join().unwrap();
+}
