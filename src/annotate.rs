@@ -156,6 +156,7 @@ mod tests {
             fd: 3,
             kind,
             basis: String::new(),
+            container: None,
         }
     }
 

@@ -9,12 +9,14 @@ use crate::annotate;
 use crate::catalog::Catalog;
 use crate::classify::classify;
 use crate::error::Error;
-use crate::model::{Family, Holder, Proto, Socket, State};
+use crate::model::{Family, Holder, PodRef, Proto, Socket, State};
+use crate::node;
 use crate::parse::sock_diag::ReplyError;
 use crate::parse::{proc_net, proc_pid, sock_diag};
 use crate::sys::netlink::{Dump, DumpError, SockDiag};
 use crate::sys::netns::{Netns, NsError};
-use crate::sys::procfs::ProcRoot;
+use crate::sys::node::HostRoot;
+use crate::sys::procfs::{self, Owners, ProcRoot, Walk};
 use nix::libc;
 
 /// Which network namespace to look at.
@@ -26,6 +28,17 @@ pub enum Target {
     Pid(i32),
     /// A name under /run/netns, or a path to an nsfs file.
     Netns(String),
+    /// A pod on this node by name; without a namespace, the name must be unique on the node.
+    Pod {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// A pod on this node by UID.
+    PodUid(String),
+    /// The pod of a container on this node, by ID or a unique prefix of it.
+    Container(String),
+    /// Every pod of the node (of one namespace, if given): see `node::sweep`.
+    AllPods { namespace: Option<String> },
 }
 
 /// Where sockets come from.
@@ -50,7 +63,7 @@ impl Filters {
         self.protos.is_empty() || self.protos.contains(&proto)
     }
 
-    fn keeps(&self, s: &Socket) -> bool {
+    pub(crate) fn keeps(&self, s: &Socket) -> bool {
         if !self.wants(s.proto) || (self.listening && !s.is_listening()) {
             return false;
         }
@@ -68,10 +81,9 @@ pub struct Request {
     pub target: Target,
     pub source: Source,
     pub filters: Filters,
-    /// The `/proc` to read (another path when the host's is mounted elsewhere).
-    pub proc_root: PathBuf,
-    /// Where `ip netns` names live.
-    pub netns_dir: PathBuf,
+    /// The host's files: `/proc`, `/run/netns`, the kubelet's pod records (another root when
+    /// the host's `/` is mounted elsewhere, as `/host` in a DaemonSet).
+    pub host: HostRoot,
 }
 
 /// The namespace looked at.
@@ -92,28 +104,62 @@ pub struct Inspection {
     pub warnings: Vec<String>,
     /// Sockets whose owners could not be seen for lack of privilege.
     pub hidden_owners: usize,
+    /// The pod this listing is for (a pod target, or the pod of a `--pid` target).
+    pub pod: Option<PodRef>,
+    /// The namespace is the node's own (hostNetwork pods).
+    pub host_network: bool,
+    /// The pods sharing this namespace when it is not one pod's own (hostNetwork pods).
+    pub pods: Vec<PodRef>,
 }
 
 /// A resolved target: its namespace handle if it could be opened, and the pid to read
 /// `/proc/<pid>/net` from if it comes to that.
-struct Resolved {
+pub(crate) struct Resolved {
     ns: Option<Netns>,
-    pid: Option<i32>,
-    label: String,
-    inode: Option<u64>,
+    pub(crate) pid: Option<i32>,
+    pub(crate) label: String,
+    pub(crate) inode: Option<u64>,
     /// Why the namespace could not be opened, when it could not.
     denied: Option<String>,
 }
 
 pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
-    let procfs = ProcRoot::new(&req.proc_root);
-    let target = resolve(req, &procfs)?;
+    let procfs = ProcRoot::new(req.host.proc_dir());
+    let pod = node::resolve(req, &procfs)?;
+    let target = match &pod {
+        Some(p) => {
+            let mut r = resolve_pid(p.pid, &procfs)?;
+            r.label = p.label.clone();
+            r
+        }
+        None => resolve(req, &procfs)?,
+    };
     let mut warnings = Vec::new();
 
-    let (mut sockets, source) = dump(req, &target, &procfs, &mut warnings)?;
+    // The /proc walk needs no list of sockets to read the target's processes: it runs while
+    // they are dumped, and this thread joins it when the dump is done (issue 5).
+    let walk = procfs.walk(target.inode);
+    let dumped = std::thread::scope(|s| {
+        for _ in 1..procfs::threads() {
+            s.spawn(|| walk.work());
+        }
+        let dumped = dump(req, &target, &procfs, &mut warnings);
+        walk.work();
+        dumped
+    });
+    let (mut sockets, source) = dumped?;
     sockets.retain(|s| req.filters.keeps(s));
 
-    let hidden_owners = attribute(&procfs, &mut sockets, target.inode, &mut warnings);
+    let hidden_owners = attribute(&procfs, walk, &mut sockets, &mut warnings);
+    let placed = node::place(
+        &req.host,
+        &procfs,
+        pod.as_ref().map(|p| &p.node),
+        target.pid,
+        target.inode,
+        &mut sockets,
+        &mut warnings,
+    );
     annotate::annotate(&mut sockets, catalog);
     sort(&mut sockets);
 
@@ -126,6 +172,9 @@ pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
         sockets,
         warnings,
         hidden_owners,
+        pod: pod.map(|p| p.pod).or(placed.pod),
+        host_network: placed.host_network,
+        pods: Vec::new(),
     })
 }
 
@@ -146,7 +195,7 @@ fn resolve(req: &Request, procfs: &ProcRoot) -> Result<Resolved, Error> {
             let path = if spec.contains('/') {
                 PathBuf::from(spec)
             } else {
-                req.netns_dir.join(spec)
+                req.host.netns_dir().join(spec)
             };
             let ns = Netns::open(&path).map_err(|e| match e {
                 NsError::Missing(_) if !spec.contains('/') => Error::Unreachable(format!(
@@ -157,7 +206,7 @@ fn resolve(req: &Request, procfs: &ProcRoot) -> Result<Resolved, Error> {
                     "{}: no such file; give a name under {} or a path to a netns file such as \
                      /proc/PID/ns/net",
                     path.display(),
-                    req.netns_dir.display()
+                    req.host.netns_dir().display()
                 )),
                 NsError::NotNetns(..) => Error::Usage(e.to_string()),
                 NsError::Denied(_, errno) => Error::Privilege(format!(
@@ -176,10 +225,17 @@ fn resolve(req: &Request, procfs: &ProcRoot) -> Result<Resolved, Error> {
                 denied: None,
             })
         }
+        // Resolved by `node::resolve` before this, or swept by `node::sweep`.
+        Target::Pod { .. } | Target::PodUid(_) | Target::Container(_) => Err(Error::Usage(
+            "a pod target is resolved on the node first".into(),
+        )),
+        Target::AllPods { .. } => Err(Error::Usage(
+            "--all-pods makes one listing per pod: use node::sweep".into(),
+        )),
     }
 }
 
-fn resolve_pid(pid: i32, procfs: &ProcRoot) -> Result<Resolved, Error> {
+pub(crate) fn resolve_pid(pid: i32, procfs: &ProcRoot) -> Result<Resolved, Error> {
     let label = format!("pid {pid}");
     let gone = || {
         Error::Unreachable(format!(
@@ -252,7 +308,7 @@ fn wanted_protos(filters: &Filters) -> Vec<Proto> {
 
 /// Take the sockets of the target from the best source available, falling back to
 /// `/proc/<pid>/net` (and saying so) when the namespace cannot be entered.
-fn dump(
+pub(crate) fn dump(
     req: &Request,
     target: &Resolved,
     procfs: &ProcRoot,
@@ -467,20 +523,37 @@ fn dump_proc(
 /// because some process's fds could not be read.
 fn attribute(
     procfs: &ProcRoot,
+    walk: Walk<'_>,
     sockets: &mut [Socket],
-    netns: Option<u64>,
     warnings: &mut Vec<String>,
 ) -> usize {
-    // TIME_WAIT and request sockets have inode 0: no process holds them.
-    let wanted: HashSet<u64> = sockets
-        .iter()
-        .filter(|s| s.inode != 0)
-        .map(|s| s.inode)
-        .collect();
+    let wanted = wanted_inodes(sockets);
     if wanted.is_empty() {
         return 0;
     }
-    let owners = match procfs.owners(&wanted, netns) {
+    let owners = walk.finish(&wanted);
+    apply_owners(procfs, owners.as_ref(), sockets, warnings)
+}
+
+/// The inodes of the sockets a process may hold: TIME_WAIT and request sockets have inode 0.
+pub(crate) fn wanted_inodes(sockets: &[Socket]) -> HashSet<u64> {
+    sockets
+        .iter()
+        .filter(|s| s.inode != 0)
+        .map(|s| s.inode)
+        .collect()
+}
+
+/// Fill in the holders of `sockets` from a walk of `/proc/*/fd` (one walk may serve several
+/// namespaces: `--all-pods`). Returns how many sockets stay without a visible owner because
+/// some process's fds could not be read.
+pub(crate) fn apply_owners(
+    procfs: &ProcRoot,
+    owners: Result<&Owners, &std::io::Error>,
+    sockets: &mut [Socket],
+    warnings: &mut Vec<String>,
+) -> usize {
+    let owners = match owners {
         Ok(o) => o,
         Err(e) => {
             warnings.push(format!(
@@ -491,20 +564,19 @@ fn attribute(
         }
     };
     for s in sockets.iter_mut() {
-        if let Some(list) = owners.by_inode.get(&s.inode) {
-            s.holders = list
-                .iter()
-                .map(|(p, fd)| {
-                    let c = classify(p);
-                    Holder {
-                        process: p.clone(),
-                        fd: *fd,
-                        kind: c.kind,
-                        basis: c.basis,
-                    }
-                })
-                .collect();
-        }
+        s.holders = owners
+            .of(s.inode)
+            .map(|(p, fd)| {
+                let c = classify(p);
+                Holder {
+                    process: p.clone(),
+                    fd,
+                    kind: c.kind,
+                    basis: c.basis,
+                    container: None,
+                }
+            })
+            .collect();
     }
     let orphans = sockets
         .iter()
@@ -523,9 +595,11 @@ fn attribute(
 }
 
 /// Listeners first, then by protocol, local port and address, then inode, so the output is
-/// stable from run to run.
-fn sort(sockets: &mut [Socket]) {
-    sockets.sort_by(|a, b| {
+/// stable from run to run. No two sockets share a key (an inode, or for inode 0, a 4-tuple), so
+/// an unstable sort gives the same order, in place: a stable one took a scratch copy of half the
+/// sockets (issue 5).
+pub(crate) fn sort(sockets: &mut [Socket]) {
+    sockets.sort_unstable_by(|a, b| {
         (
             !a.is_listening(),
             a.proto,

@@ -271,6 +271,38 @@ pub struct Holder {
     pub kind: Kind,
     /// What the classification rests on (for `-o wide`), e.g. "exe envoy, parent pilot-agent".
     pub basis: String,
+    /// The pod container the process runs in, from its cgroup (None off a node, or outside
+    /// any pod).
+    pub container: Option<ContainerRef>,
+}
+
+/// A pod on this node, as the kubelet's log directories name it. The UID comes from the
+/// cgroup tree; namespace and name are None when no log directory names the UID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub uid: String,
+}
+
+impl fmt::Display for PodRef {
+    /// `default/productpage-v1-abc`, or `uid 8f2c...` when the name is unknown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(name)) => write!(f, "{ns}/{name}"),
+            _ => write!(f, "uid {}", self.uid),
+        }
+    }
+}
+
+/// A container of a pod (or the pod's own cgroup, above its containers, when `id` is None).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerRef {
+    pub pod: PodRef,
+    /// The runtime's container ID (64 hex), from the cgroup.
+    pub id: Option<String>,
+    /// The container's name in the pod spec, from the kubelet's log links or directories.
+    pub name: Option<String>,
 }
 
 /// The mesh role of a port or unix path, from the catalog.
@@ -310,6 +342,9 @@ pub struct Socket {
     /// INET_DIAG_CGROUP_ID (Linux 5.7+), when the kernel sent it.
     pub cgroup_id: Option<u64>,
     pub holders: Vec<Holder>,
+    /// For a socket no visible process holds: the pod container whose cgroup created it,
+    /// found through `cgroup_id` (cgroup v2).
+    pub cgroup_owner: Option<ContainerRef>,
     pub role: Option<Role>,
     pub peer_role: Option<Role>,
     pub warnings: Vec<String>,
@@ -341,6 +376,7 @@ impl Socket {
             mark: None,
             cgroup_id: None,
             holders: Vec::new(),
+            cgroup_owner: None,
             role: None,
             peer_role: None,
             warnings: Vec::new(),

@@ -43,10 +43,10 @@
 //!     an unconnected UDP socket.
 //! udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
 //!     bind (to `from`, default the wildcard, ephemeral port) + connect.
-//! tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
+//! tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF][,count=N]
 //!     connect and keep the connection (from a fixed source such as 127.0.0.6 if given). If
 //!     the target is one of this process's own listeners, the connection is accepted before
-//!     the next op, so both ends are held when ready.
+//!     the next op, so both ends are held when ready. count=N makes N such connections.
 //! tcp-timewait=ADDR:PORT[,from=ADDR[:PORT]]
 //!     connect, shut down the write side, wait up to 5 s for the peer's FIN, close: the
 //!     connection is left in TIME_WAIT on this side, with no owner. The peer must close on EOF
@@ -114,7 +114,7 @@ ops (run in order; then hold everything until SIGTERM):
   tcp-listen=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,backlog=N][,mark=N][,dev=IF][,noaccept]
   udp-bind=ADDR:PORT[,reuseport][,reuseaddr=on|off][,v6only=on|off][,mark=N][,dev=IF]
   udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
-  tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
+  tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF][,count=N]
   tcp-timewait=ADDR:PORT[,from=ADDR[:PORT]]
   unix-listen=NAME  unix-seqpacket=NAME  unix-dgram=NAME
   unix-connect=NAME  unix-seqpacket-connect=NAME
@@ -214,6 +214,8 @@ struct InetOpts {
     from: Option<SocketAddr>,
     /// SO_BINDTODEVICE (ss then prints the address as `127.0.0.1%lo:53`).
     dev: Option<OsString>,
+    /// tcp-connect only: how many such connections (thousands, without a cmdline as long).
+    count: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -283,7 +285,7 @@ fn parse_cli(args: &[OsString]) -> Result<Option<Cli>, String> {
                 Op::UdpConnect(a, o)
             }
             "tcp-connect" => {
-                let (a, o) = parse_inet(need("ADDR:PORT[,opts]")?, &CONNECT_OPTS)?;
+                let (a, o) = parse_inet(need("ADDR:PORT[,opts]")?, &TCP_CONNECT_OPTS)?;
                 Op::TcpConnect(a, o)
             }
             "tcp-timewait" => {
@@ -347,6 +349,7 @@ const LISTEN_OPTS: [&str; 7] = [
 ];
 const BIND_OPTS: [&str; 5] = ["reuseport", "reuseaddr", "v6only", "mark", "dev"];
 const CONNECT_OPTS: [&str; 3] = ["from", "mark", "dev"];
+const TCP_CONNECT_OPTS: [&str; 4] = ["from", "mark", "dev", "count"];
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
@@ -397,6 +400,10 @@ fn parse_inet(value: &[u8], allowed: &[&str]) -> Result<(SocketAddr, InetOpts), 
             "mark" => {
                 let n = number(val)?;
                 o.mark = Some(u32::try_from(n).map_err(|_| format!("mark={n}: out of range"))?)
+            }
+            "count" => {
+                let n = number(val)?;
+                o.count = Some(u32::try_from(n).map_err(|_| format!("count={n}: out of range"))?)
             }
             "from" => {
                 let v = val.ok_or("from needs an address")?;
@@ -522,9 +529,11 @@ impl Holder {
                 self.held.push(fd);
             }
             Op::TcpConnect(addr, o) => {
-                let fd = self.tcp_connect(*addr, o)?;
-                self.record(&fd, "tcp-connect")?;
-                self.held.push(fd);
+                for _ in 0..o.count.unwrap_or(1) {
+                    let fd = self.tcp_connect(*addr, o)?;
+                    self.record(&fd, "tcp-connect")?;
+                    self.held.push(fd);
+                }
             }
             Op::TcpTimeWait(addr, o) => {
                 let fd = self.tcp_connect(*addr, o)?;

@@ -1,9 +1,12 @@
 //! PURE parsers of what the kernel says: `/proc/<pid>/net/*` tables, `/proc/<pid>/{stat,status,
-//! cmdline}`, fd link targets, and NETLINK_SOCK_DIAG replies. Bytes in, `model` structs out.
+//! cmdline}`, fd link targets, NETLINK_SOCK_DIAG replies, `/proc/<pid>/cgroup` paths and the
+//! kubelet's log names. Bytes in, `model` structs out.
 //! Nothing here touches the filesystem or makes a syscall, and no input makes it panic.
 
 use std::fmt;
 
+pub mod cgroup;
+pub mod kubelet;
 pub mod proc_net;
 pub mod proc_pid;
 pub mod sock_diag;

@@ -7,25 +7,53 @@
 //! carries the exact bytes in lowercase hex. `cmdline_hex` is present when any argument was
 //! not UTF-8 and lists every argument in hex.
 
-use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::inspect::{Inspection, Source};
 use crate::model::{
-    Endpoint, Family, Holder, Kind, Proto, RawText, Role, SockType, Socket, UnixName,
+    ContainerRef, Endpoint, Family, Holder, Kind, PodRef, Proto, RawText, Role, SockType, Socket,
+    UnixName,
 };
 
 pub const VERSION: u32 = 1;
 
+/// `S` is how the sockets are held: a list when read back, a stream when written (`write`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Document {
+pub struct Document<S = Vec<SocketDoc>> {
     pub version: u32,
     pub netns: NetnsDoc,
     /// `netlink`, or `proc` when /proc/<pid>/net was read instead.
     pub source: String,
-    pub sockets: Vec<SocketDoc>,
+    pub sockets: S,
     pub warnings: Vec<String>,
     /// Sockets whose owners are hidden for lack of privilege.
     pub hidden_owners: usize,
+    /// The pod this listing is for (pod targets, `--pid` of a pod's process, `--all-pods`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+    /// The namespace is the node's own: hostNetwork pods.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    /// The pods sharing the node's namespace (`--all-pods`, hostNetwork).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodRef>,
+}
+
+/// A pod container: the runtime's ID (from the cgroup) and the name in the pod spec (from
+/// the kubelet's log links); either may be null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerDoc {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The pod container whose cgroup created a socket no visible process holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupOwnerDoc {
+    pub pod: PodRef,
+    pub container: Option<ContainerDoc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +82,10 @@ pub struct SocketDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_id: Option<u64>,
     pub processes: Vec<ProcessDoc>,
+    /// When no process is seen holding the socket: the pod and container whose cgroup
+    /// created it, from `cgroup_id` (cgroup v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_owner: Option<CgroupOwnerDoc>,
     pub role: Option<Role>,
     pub peer_role: Option<Role>,
     pub warnings: Vec<String>,
@@ -115,9 +147,36 @@ pub struct ProcessDoc {
     /// The network namespace the process lives in (ztunnel holds ambient pods' listeners
     /// from its own).
     pub netns_inode: Option<u64>,
+    /// The pod container the process runs in, from its cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerDoc>,
+    /// The pod the process runs in (ztunnel, holding an ambient pod's sockets, is in its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
 }
 
 pub fn document(ins: &Inspection) -> Document {
+    with_sockets(ins, ins.sockets.iter().map(socket_doc).collect())
+}
+
+/// Writes `document(ins)` as pretty JSON, byte for byte, but makes each socket's `SocketDoc`
+/// only as it is written: the whole list of them cost more memory than the sockets themselves
+/// (issue 5).
+pub fn write(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
+    serde_json::to_writer_pretty(out, &with_sockets(ins, Streamed(&ins.sockets)))
+        .map_err(io::Error::from)
+}
+
+/// Serializes as the `Vec<SocketDoc>` would (`collect_seq` is what `Vec` does).
+struct Streamed<'a>(&'a [Socket]);
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(socket_doc))
+    }
+}
+
+fn with_sockets<S>(ins: &Inspection, sockets: S) -> Document<S> {
     Document {
         version: VERSION,
         netns: NetnsDoc {
@@ -128,10 +187,20 @@ pub fn document(ins: &Inspection) -> Document {
             Source::Netlink => "netlink".into(),
             Source::Proc => "proc".into(),
         },
-        sockets: ins.sockets.iter().map(socket_doc).collect(),
+        sockets,
         warnings: ins.warnings.clone(),
         hidden_owners: ins.hidden_owners,
+        pod: ins.pod.clone(),
+        host_network: ins.host_network,
+        pods: ins.pods.clone(),
     }
+}
+
+fn container_doc(c: &ContainerRef) -> Option<ContainerDoc> {
+    (c.id.is_some() || c.name.is_some()).then(|| ContainerDoc {
+        id: c.id.clone(),
+        name: c.name.clone(),
+    })
 }
 
 pub fn socket_doc(s: &Socket) -> SocketDoc {
@@ -150,6 +219,10 @@ pub fn socket_doc(s: &Socket) -> SocketDoc {
         mark: s.mark,
         cgroup_id: s.cgroup_id,
         processes: s.holders.iter().map(process_doc).collect(),
+        cgroup_owner: s.cgroup_owner.as_ref().map(|c| CgroupOwnerDoc {
+            pod: c.pod.clone(),
+            container: container_doc(c),
+        }),
         role: s.role.clone(),
         peer_role: s.peer_role.clone(),
         warnings: s.warnings.clone(),
@@ -206,6 +279,8 @@ fn process_doc(h: &Holder) -> ProcessDoc {
         cmdline: p.cmdline.iter().map(RawText::lossy).collect(),
         cmdline_hex,
         netns_inode: p.netns_inode,
+        container: h.container.as_ref().and_then(container_doc),
+        pod: h.container.as_ref().map(|c| c.pod.clone()),
     }
 }
 

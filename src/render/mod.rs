@@ -4,4 +4,5 @@
 pub mod catalog;
 pub mod escape;
 pub mod json;
+pub mod pods;
 pub mod table;

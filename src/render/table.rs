@@ -9,7 +9,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use crate::inspect::{Inspection, Source};
-use crate::model::{Endpoint, Holder, Role, Socket, UnixName};
+use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, UnixName};
 use crate::render::escape::escape;
 
 /// How much to show.
@@ -35,7 +35,7 @@ pub fn write(
     header.push("WARNINGS");
     b.push_record(header);
     for s in &ins.sockets {
-        b.push_record(row(s, detail));
+        b.push_record(row(s, detail, ins.pod.as_ref()));
     }
     let mut table = b.build();
     table.with(Style::blank());
@@ -47,13 +47,17 @@ pub fn write(
     footer(out, ins, color)
 }
 
-fn row(s: &Socket, detail: Detail) -> Vec<String> {
+fn row(s: &Socket, detail: Detail, pod: Option<&PodRef>) -> Vec<String> {
+    let owner = match &s.cgroup_owner {
+        Some(c) if s.holders.is_empty() => format!("- (cgroup of {})", container_label(c, pod)),
+        _ => holders(&s.holders, detail, pod),
+    };
     let mut r = vec![
         s.proto.to_string(),
         s.state.to_string(),
         endpoint(&s.local),
         endpoint(&s.remote),
-        holders(&s.holders, detail),
+        owner,
         role_cell(s),
     ];
     if detail == Detail::Wide {
@@ -103,8 +107,21 @@ fn port_text(port: u16) -> String {
     }
 }
 
-/// `envoy[1234]` for each holding process (once per process, with its fds in wide view).
-fn holders(hs: &[Holder], detail: Detail) -> String {
+/// A container as the PROCESS column names it: `istio-proxy` in the listing's own pod,
+/// `istio-system/ztunnel-x7k2p/istio-proxy` in another (ambient ztunnel), `?` for a name the
+/// node does not record.
+fn container_label(c: &ContainerRef, pod: Option<&PodRef>) -> String {
+    let name = escape(c.name.as_deref().unwrap_or("?").as_bytes());
+    if pod.is_some_and(|p| p.uid == c.pod.uid) {
+        name
+    } else {
+        format!("{}/{name}", escape(c.pod.to_string().as_bytes()))
+    }
+}
+
+/// `envoy[1234]` for each holding process (once per process, with its fds in wide view),
+/// followed by its container on a node (`envoy[1234] istio-proxy`).
+fn holders(hs: &[Holder], detail: Detail, pod: Option<&PodRef>) -> String {
     if hs.is_empty() {
         return "-".into();
     }
@@ -123,6 +140,10 @@ fn holders(hs: &[Holder], detail: Detail) -> String {
         let mut text = format!("{}[{}]", escape(h.process.comm.as_bytes()), h.process.pid);
         if detail == Detail::Wide {
             text.push_str(&format!(":fd{}", h.fd));
+        }
+        if let Some(c) = &h.container {
+            text.push(' ');
+            text.push_str(&container_label(c, pod));
         }
         parts.push(text);
     }
@@ -191,6 +212,27 @@ fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()>
         ins.sockets.len(),
         escape(ins.netns.target.as_bytes()),
     )?;
+    if let Some(pod) = &ins.pod {
+        writeln!(
+            out,
+            "pod {}, uid {}",
+            escape(pod.to_string().as_bytes()),
+            pod.uid
+        )?;
+    }
+    if !ins.pods.is_empty() {
+        let pods: Vec<String> = ins
+            .pods
+            .iter()
+            .map(|p| escape(p.to_string().as_bytes()))
+            .collect();
+        let what = if ins.host_network {
+            "hostNetwork pods"
+        } else {
+            "pods"
+        };
+        writeln!(out, "{what}: {}", pods.join(", "))?;
+    }
     for w in &ins.warnings {
         let label = if color {
             "\x1b[33mwarning:\x1b[0m"
@@ -231,6 +273,7 @@ mod tests {
             fd: 3,
             kind: Kind::App,
             basis: "no mesh signature".into(),
+            container: None,
         });
         Inspection {
             netns: NetnsInfo {
@@ -241,6 +284,9 @@ mod tests {
             sockets: vec![s],
             warnings: vec!["owners hidden\x1b]0;pwned\x07".into()],
             hidden_owners: 0,
+            pod: None,
+            host_network: false,
+            pods: Vec::new(),
         }
     }
 

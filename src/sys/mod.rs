@@ -1,6 +1,8 @@
-//! The only place podports makes syscalls: namespace entry, netlink I/O and /proc reading.
+//! The only place podports makes syscalls: namespace entry, netlink I/O, /proc reading and the
+//! node's pod records (kubelet log directories, cgroups).
 //! Everything here reads; nothing here ever writes to the target or the host.
 
 pub mod netlink;
 pub mod netns;
+pub mod node;
 pub mod procfs;

@@ -3,12 +3,20 @@
 //! fallback. Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is written, ever.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::libc;
+use nix::sys::stat::Mode;
 
 use crate::model::{ProcessInfo, RawText};
 use crate::parse::proc_pid;
@@ -22,18 +30,261 @@ pub struct ProcRoot {
 /// Who holds the sockets that were asked about.
 #[derive(Debug, Default)]
 pub struct Owners {
-    /// Socket inode -> (process, fd), every holder.
-    pub by_inode: HashMap<u64, Vec<(Arc<ProcessInfo>, i32)>>,
+    /// (socket inode, process, fd) of every holder, sorted by inode, then pid, then fd: one
+    /// flat list, not a map of small lists (a pod may hold tens of thousands of sockets).
+    holders: Vec<(u64, Arc<ProcessInfo>, i32)>,
     /// Processes whose fd table could not be read (EACCES), and so may hold sockets unseen.
     pub unreadable: Vec<i32>,
     /// Processes looked at.
     pub scanned: usize,
 }
 
-/// What we know of a process before reading its fds.
-struct Candidate {
+impl Owners {
+    /// Every (process, fd) holding the socket `inode`, by pid, then fd.
+    pub fn of(&self, inode: u64) -> impl Iterator<Item = (&Arc<ProcessInfo>, i32)> {
+        let start = self.holders.partition_point(|(i, _, _)| *i < inode);
+        self.holders
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(move |(i, _, _)| *i == inode)
+            .map(|(_, p, fd)| (p, *fd))
+    }
+}
+
+/// A socket fd seen in `/proc/<pid>/fd`: (socket inode, pid, fd).
+type SocketFd = (u64, i32, i32);
+
+/// The walk of `/proc/*/fd` that finds socket holders, in two passes. First the processes of
+/// the target namespace, whose socket fds are all kept, so that this pass needs no list of
+/// wanted sockets and can run while the sockets are still being dumped; then, only if a wanted
+/// socket is left without an owner, the rest of the tree, keeping only wanted sockets
+/// (ambient: ztunnel holds in-pod listeners from its own namespace). Any number of threads may
+/// call `work` to share the first pass, one process at a time; `finish` completes it.
+///
+/// Paths are looked up relative to directory fds (`/proc`, then `/proc/<pid>/fd`), never
+/// rebuilt from the root: at tens of thousands of fds, the path walk per `readlink` was a
+/// third of the cost.
+pub struct Walk<'a> {
+    procfs: &'a ProcRoot,
+    target_netns: Option<u64>,
+    plan: OnceLock<io::Result<Plan>>,
+    /// Index of the next process of `Plan::first` to read.
+    next: AtomicUsize,
+    found: Mutex<Found>,
+}
+
+/// Which processes each pass reads.
+struct Plan {
+    /// The `/proc` tree itself, opened once.
+    root: OwnedFd,
+    /// Processes in the target namespace.
+    first: Vec<i32>,
+    /// Every other process.
+    rest: Vec<i32>,
+}
+
+#[derive(Default)]
+struct Found {
+    fds: Vec<SocketFd>,
+    unreadable: Vec<i32>,
+    scanned: usize,
+}
+
+impl Found {
+    fn merge(&mut self, other: Found) {
+        self.fds.extend(other.fds);
+        self.unreadable.extend(other.unreadable);
+        self.scanned += other.scanned;
+    }
+
+    /// Reads the processes `queue` hands out, until it runs dry.
+    fn drain(&mut self, root: &OwnedFd, queue: &Queue, keep: &(impl Fn(u64) -> bool + Sync)) {
+        while let Some(pid) = queue.take() {
+            self.scanned += 1;
+            match socket_fds(root, pid, keep, &mut self.fds) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => self.unreadable.push(pid),
+                // The process exited while we looked: skip it.
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Processes shared out among threads, one at a time.
+struct Queue<'q> {
+    pids: &'q [i32],
+    next: &'q AtomicUsize,
+}
+
+impl Queue<'_> {
+    fn take(&self) -> Option<i32> {
+        self.pids
+            .get(self.next.fetch_add(1, Ordering::Relaxed))
+            .copied()
+    }
+}
+
+impl Walk<'_> {
+    /// Reads processes of the target namespace until none is left for this thread.
+    pub fn work(&self) {
+        let Some(plan) = self.plan() else { return };
+        let queue = Queue {
+            pids: &plan.first,
+            next: &self.next,
+        };
+        let mut mine = Found::default();
+        mine.drain(&plan.root, &queue, &|_| true);
+        lock(&self.found).merge(mine);
+    }
+
+    fn plan(&self) -> Option<&Plan> {
+        self.plan
+            .get_or_init(|| self.procfs.plan(self.target_netns))
+            .as_ref()
+            .ok()
+    }
+
+    /// Completes the walk for the `wanted` socket inodes and reads the facts of every process
+    /// holding one.
+    pub fn finish(self, wanted: &HashSet<u64>) -> io::Result<Owners> {
+        self.work();
+        let plan = match self.plan.into_inner() {
+            Some(plan) => plan?,
+            None => return Err(io::Error::other("the /proc walk never started")),
+        };
+        let mut found = self
+            .found
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        found.fds.retain(|(inode, _, _)| wanted.contains(inode));
+        found.fds.sort_unstable();
+        let unowned = wanted
+            .iter()
+            .any(|w| found.fds.binary_search_by_key(w, |(i, _, _)| *i).is_err());
+        if unowned && !plan.rest.is_empty() {
+            let next = AtomicUsize::new(0);
+            let queue = Queue {
+                pids: &plan.rest,
+                next: &next,
+            };
+            let keep = |inode: u64| wanted.contains(&inode);
+            let helpers: Vec<Found> = std::thread::scope(|s| {
+                let handles: Vec<_> = (1..threads())
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut theirs = Found::default();
+                            theirs.drain(&plan.root, &queue, &keep);
+                            theirs
+                        })
+                    })
+                    .collect();
+                found.drain(&plan.root, &queue, &keep);
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            for theirs in helpers {
+                found.merge(theirs);
+            }
+            found.fds.sort_unstable();
+        }
+        let mut infos: HashMap<i32, Option<Arc<ProcessInfo>>> = HashMap::new();
+        let mut holders = Vec::with_capacity(found.fds.len());
+        for (inode, pid, fd) in found.fds {
+            let info = infos
+                .entry(pid)
+                .or_insert_with(|| self.procfs.process_info(pid).map(Arc::new));
+            // A process that exited before its facts were read holds nothing any more.
+            if let Some(info) = info {
+                holders.push((inode, info.clone(), fd));
+            }
+        }
+        Ok(Owners {
+            holders,
+            unreadable: found.unreadable,
+            scanned: found.scanned,
+        })
+    }
+}
+
+/// How many threads share a walk: one per CPU, up to 4 (past that, /proc's locks win).
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Appends (inode, pid, fd) for every fd of `pid` that is a socket `keep` accepts. An error
+/// of kind PermissionDenied means the fds of this process cannot be read (listing the fd
+/// directory needs CAP_DAC_READ_SEARCH, reading the links ptrace access, CAP_SYS_PTRACE); then
+/// nothing is appended. Any other error: the process exited.
+fn socket_fds(
+    root: &OwnedFd,
     pid: i32,
-    netns: Option<u64>,
+    keep: &impl Fn(u64) -> bool,
+    out: &mut Vec<SocketFd>,
+) -> io::Result<()> {
+    let start = out.len();
+    let fds = openat(
+        root,
+        format!("{pid}/fd").as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // One descriptor to list the directory with, one to look its entries up in.
+    let lookup = fds.try_clone()?;
+    let mut dir = Dir::from_fd(fds)?;
+    let mut buf = [0u8; LINK_BUF];
+    for entry in dir.iter() {
+        // An error here means the process is going away.
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name();
+        let Some(fd) = parse_num(name.to_bytes()) else {
+            continue;
+        };
+        match readlink_at(&lookup, name, &mut buf) {
+            Ok(link) => {
+                if let Some(inode) = proc_pid::socket_inode(link)
+                    && keep(inode)
+                {
+                    out.push((inode, pid, fd));
+                }
+            }
+            Err(Errno::EACCES) => {
+                out.truncate(start);
+                return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            // The fd was closed, or the process exited, while we looked.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Room for a link target such as `socket:[4026531840]` or `net:[4026531840]`. A longer target
+/// (a file path) comes back cut at this length, which is never mistaken for either.
+const LINK_BUF: usize = 64;
+
+/// `readlinkat(2)` into `buf`, without allocating: this runs once per fd of every process read.
+fn readlink_at<'b>(
+    dir: &OwnedFd,
+    name: &CStr,
+    buf: &'b mut [u8; LINK_BUF],
+) -> Result<&'b [u8], Errno> {
+    // SAFETY: `name` is NUL-terminated, `buf` is writable for `buf.len()` bytes, and the
+    // kernel writes at most that many; `dir` is an open descriptor for the whole call.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| Errno::last())?;
+    Ok(buf.get(..n).unwrap_or_default())
 }
 
 impl ProcRoot {
@@ -76,88 +327,43 @@ impl ProcRoot {
     /// are read first; the rest of the tree only if some wanted socket is still without an
     /// owner (ambient: ztunnel holds in-pod listeners from its own namespace).
     pub fn owners(&self, wanted: &HashSet<u64>, target_netns: Option<u64>) -> io::Result<Owners> {
-        let mut owners = Owners::default();
-        let mut candidates: Vec<Candidate> = self
-            .pids()?
-            .into_iter()
-            .map(|pid| Candidate {
-                pid,
-                netns: self.netns_inode(pid),
-            })
-            .collect();
-        let (first, rest): (Vec<_>, Vec<_>) = match target_netns {
-            Some(ns) => candidates.drain(..).partition(|c| c.netns == Some(ns)),
-            None => (std::mem::take(&mut candidates), Vec::new()),
-        };
-        let mut remaining: HashSet<u64> = wanted.clone();
-        let mut holders: HashMap<i32, Vec<(u64, i32)>> = HashMap::new();
-        for pass in [first, rest] {
-            if remaining.is_empty() {
-                break;
-            }
-            for c in pass {
-                owners.scanned += 1;
-                match self.socket_fds(c.pid, wanted) {
-                    Ok(found) => {
-                        for (inode, _) in &found {
-                            remaining.remove(inode);
-                        }
-                        if !found.is_empty() {
-                            holders.insert(c.pid, found);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                        owners.unreadable.push(c.pid)
-                    }
-                    // The process exited while we looked: skip it.
-                    Err(_) => {}
-                }
-            }
-        }
-        let mut infos: HashMap<i32, Arc<ProcessInfo>> = HashMap::new();
-        for (pid, found) in holders {
-            let Some(info) = self.process_info(pid) else {
-                continue;
-            };
-            let info = infos.entry(pid).or_insert_with(|| Arc::new(info)).clone();
-            for (inode, fd) in found {
-                owners
-                    .by_inode
-                    .entry(inode)
-                    .or_default()
-                    .push((info.clone(), fd));
-            }
-        }
-        for list in owners.by_inode.values_mut() {
-            list.sort_by_key(|(p, fd)| (p.pid, *fd));
-        }
-        Ok(owners)
+        self.walk(target_netns).finish(wanted)
     }
 
-    /// (socket inode, fd) for every fd of `pid` that is one of the `wanted` sockets.
-    fn socket_fds(&self, pid: i32, wanted: &HashSet<u64>) -> io::Result<Vec<(u64, i32)>> {
-        let dir = self.pid_path(pid, "fd");
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&dir)? {
-            let Ok(entry) = entry else { continue };
-            let Some(fd) = parse_pid(&entry.file_name()) else {
-                continue;
-            };
-            let link = match fs::read_link(entry.path()) {
-                Ok(link) => link,
-                // Listing the fd directory (CAP_DAC_READ_SEARCH) is not reading the links
-                // (ptrace access, CAP_SYS_PTRACE): this process's sockets stay hidden.
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(e),
-                // The fd was closed, or the process exited, while we looked.
-                Err(_) => continue,
-            };
-            if let Some(inode) = proc_pid::socket_inode(link.as_os_str().as_bytes())
-                && wanted.contains(&inode)
-            {
-                found.push((inode, fd));
-            }
+    /// A walk for the holders of sockets of the namespace `target_netns`, to be shared by
+    /// threads (`Walk::work`) before the sockets are known, and completed by `Walk::finish`.
+    /// Without a target namespace, nothing is read before `finish`.
+    pub fn walk(&self, target_netns: Option<u64>) -> Walk<'_> {
+        Walk {
+            procfs: self,
+            target_netns,
+            plan: OnceLock::new(),
+            next: AtomicUsize::new(0),
+            found: Mutex::new(Found::default()),
         }
-        Ok(found)
+    }
+
+    /// Every process, split into those in `target_netns` and the rest.
+    fn plan(&self, target_netns: Option<u64>) -> io::Result<Plan> {
+        let root = nix::fcntl::open(
+            &self.root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let pids = self.pids()?;
+        let (first, rest) = match target_netns {
+            Some(ns) => {
+                let mut buf = [0u8; LINK_BUF];
+                pids.into_iter().partition(|pid| {
+                    let Ok(path) = CString::new(format!("{pid}/ns/net")) else {
+                        return false;
+                    };
+                    readlink_at(&root, &path, &mut buf).ok().and_then(ns_inode) == Some(ns)
+                })
+            }
+            None => (Vec::new(), pids),
+        };
+        Ok(Plan { root, first, rest })
     }
 
     /// Facts about one process, or None if it is gone.
@@ -230,11 +436,15 @@ impl ProcRoot {
 }
 
 fn parse_pid(name: &OsStr) -> Option<i32> {
-    let s = std::str::from_utf8(name.as_bytes()).ok()?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_num(name.as_bytes())
+}
+
+/// A pid or fd number: digits only.
+fn parse_num(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.parse().ok()
+    std::str::from_utf8(name).ok()?.parse().ok()
 }
 
 /// The inode in a namespace link target `net:[4026531840]`.

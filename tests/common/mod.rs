@@ -491,15 +491,42 @@ impl Proc {
         })
     }
 
+    /// Like `start`, but the helper joins the cgroups `cgroups` (directories of mounted
+    /// cgroup hierarchies, v1 or v2) before it runs, so that every socket it opens and every
+    /// child it spawns belongs to them, and `/proc/PID/cgroup` names them.
+    pub fn start_in_cgroups<S: AsRef<OsStr>>(
+        ns: &Netns,
+        cgroups: &[PathBuf],
+        exe: &Path,
+        ops: &[S],
+    ) -> Proc {
+        Proc::try_start_in(ns, cgroups, exe, ops).unwrap_or_else(|e| {
+            panic!(
+                "helper {} in {} did not start: {e}",
+                exe.display(),
+                ns.name()
+            )
+        })
+    }
+
     /// Like `start`, but returns why the helper failed (for tests that expect EADDRINUSE).
     pub fn try_start<S: AsRef<OsStr>>(
         ns: &Netns,
         exe: &Path,
         ops: &[S],
     ) -> Result<Proc, StartError> {
+        Proc::try_start_in(ns, &[], exe, ops)
+    }
+
+    fn try_start_in<S: AsRef<OsStr>>(
+        ns: &Netns,
+        cgroups: &[PathBuf],
+        exe: &Path,
+        ops: &[S],
+    ) -> Result<Proc, StartError> {
         let mut attempt = 0;
         loop {
-            match Proc::try_start_once(ns, exe, ops) {
+            match Proc::try_start_once(ns, cgroups, exe, ops) {
                 // ETXTBSY: another test thread forked while a helper copy was open for writing
                 // (the classic fork+exec race); the copy is complete, so just retry.
                 Err(e) if e.stderr.contains("Text file busy") && attempt < 5 => {
@@ -513,6 +540,7 @@ impl Proc {
 
     fn try_start_once<S: AsRef<OsStr>>(
         ns: &Netns,
+        cgroups: &[PathBuf],
         exe: &Path,
         ops: &[S],
     ) -> Result<Proc, StartError> {
@@ -535,6 +563,36 @@ impl Proc {
             .stdout(Stdio::null())
             .stderr(stderr)
             .process_group(0);
+        if !cgroups.is_empty() {
+            let procs: Vec<std::ffi::CString> = cgroups
+                .iter()
+                .map(|d| {
+                    let p = d.join("cgroup.procs");
+                    std::ffi::CString::new(p.into_os_string().into_encoded_bytes())
+                        .expect("a cgroup path without NUL")
+                })
+                .collect();
+            // SAFETY: between fork and exec only open/write/close run (async-signal-safe), on
+            // paths prepared before the fork. Writing 0 to cgroup.procs moves the writer.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for p in &procs {
+                        let fd =
+                            nix::libc::open(p.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        let n = nix::libc::write(fd, b"0\n".as_ptr().cast(), 2);
+                        let err = std::io::Error::last_os_error();
+                        nix::libc::close(fd);
+                        if n != 2 {
+                            return Err(err);
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn nsenter {}: {e}", exe.display()));

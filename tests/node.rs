@@ -1,0 +1,1251 @@
+//! podports on a simulated node: pods made of real processes in fresh network namespaces,
+//! moved into cgroups named as the kubelet and the runtimes name them (in the machine's cgroup
+//! v2 tree and a v1 hierarchy, under a `podports-test-<pid>-<n>` directory), with a
+//! `var/log/pods` and `var/log/containers` tree under a test host root (`--host-root`, its
+//! `proc` a link to the real /proc). `--pod`, `--pod-uid`, `--container` and `--all-pods` must
+//! list what `ss` lists in each pod's namespace. The error tests need no root: their node is
+//! a fake `/proc` of cgroup files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Netns, Proc, Scratch, SsSocket, eventually, install_as, require_root, ss_sockets};
+use podports::model::PodRef;
+use podports::render::json::{Document, EndpointDoc, SocketDoc};
+
+// ---------------------------------------------------------------------------------------------
+// Running podports
+
+fn podports(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(args)
+        .output()
+        .expect("run podports")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+/// `podports --host-root ROOT -o json ARGS`, one document.
+fn json(root: &Path, args: &[&str]) -> Document {
+    let mut all = vec!["--host-root", root.to_str().unwrap(), "-o", "json"];
+    all.extend_from_slice(args);
+    let out = podports(&all);
+    assert_exit(&out, 0);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "podports {all:?}: not a JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `podports --host-root ROOT -o json --all-pods ARGS`: JSON Lines.
+fn json_lines(root: &Path, args: &[&str]) -> Vec<Document> {
+    let mut all = vec![
+        "--host-root",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+        "--all-pods",
+    ];
+    all.extend_from_slice(args);
+    let out = podports(&all);
+    assert_exit(&out, 0);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+fn table(root: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--host-root", root.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = podports(&all);
+    assert_exit(&out, 0);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing with ss (as tests/netns.rs does)
+
+/// proto, state, local end, remote end, inode, recv-q, send-q.
+type Key = (String, String, String, String, u64, u64, u64);
+/// (comm, pid, fd) of every holder.
+type Owners = Vec<(String, i32, i32)>;
+
+fn inet_text(addr: &str, port: u16) -> String {
+    let port = if port == 0 {
+        "*".to_string()
+    } else {
+        port.to_string()
+    };
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+fn ends(s: &SocketDoc) -> (String, String) {
+    let local = match &s.local {
+        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
+        EndpointDoc::UnixLocal(u) => u.path.clone().unwrap_or_else(|| "*".into()),
+        EndpointDoc::UnixPeer(_) => panic!("a peer as the local end: {s:?}"),
+    };
+    let remote = match &s.remote {
+        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
+        EndpointDoc::UnixPeer(p) => format!("peer:{}", p.peer_inode.unwrap_or(0)),
+        EndpointDoc::UnixLocal(_) => panic!("a local end as the remote: {s:?}"),
+    };
+    (local, remote)
+}
+
+fn key_of_doc(s: &SocketDoc) -> Key {
+    let (local, remote) = ends(s);
+    let proto = serde_json::to_value(s.proto).unwrap();
+    (
+        proto.as_str().unwrap().to_string(),
+        s.state.clone(),
+        local,
+        remote,
+        s.inode,
+        u64::from(s.recv_q),
+        u64::from(s.send_q),
+    )
+}
+
+fn key_of_ss(s: &SsSocket) -> Key {
+    let remote = if s.proto == "unix" {
+        format!("peer:{}", s.peer_inode.unwrap_or(0))
+    } else {
+        s.peer()
+    };
+    (
+        s.proto.clone(),
+        s.state.clone(),
+        s.local(),
+        remote,
+        s.inode,
+        s.recv_q,
+        s.send_q,
+    )
+}
+
+/// podports and ss list the same sockets (as a multiset) with the same owners.
+fn assert_matches_ss(doc: &Document, ss: &[SsSocket]) {
+    let mut ours: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
+    for s in &doc.sockets {
+        let mut o: Owners = s
+            .processes
+            .iter()
+            .map(|p| (p.comm.clone(), p.pid, p.fd))
+            .collect();
+        o.sort();
+        ours.entry(key_of_doc(s)).or_default().push(o);
+    }
+    let mut theirs: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
+    for s in ss {
+        let mut users = s.users.clone();
+        users.sort();
+        theirs.entry(key_of_ss(s)).or_default().push(users);
+    }
+    for v in ours.values_mut().chain(theirs.values_mut()) {
+        v.sort();
+    }
+    assert_eq!(
+        ours, theirs,
+        "podports ({}) and ss disagree",
+        doc.netns.target
+    );
+}
+
+/// Waits until every connection is accepted (none left with inode 0 but TIME_WAIT).
+fn settle(ns: &Netns) -> Vec<SsSocket> {
+    eventually("every connection accepted", Duration::from_secs(10), || {
+        let ss = ss_sockets(ns);
+        let pending: Vec<_> = ss
+            .iter()
+            .filter(|s| s.inode == 0 && s.state != "TIME_WAIT")
+            .map(|s| s.line.clone())
+            .collect();
+        if pending.is_empty() {
+            Ok(ss)
+        } else {
+            Err(format!("{pending:?}"))
+        }
+    })
+}
+
+fn keys(doc: &Document) -> Vec<Key> {
+    let mut k: Vec<Key> = doc.sockets.iter().map(key_of_doc).collect();
+    k.sort();
+    k
+}
+
+/// (pid, container name, container id, pod uid) of every socket owner.
+fn owner_containers(doc: &Document) -> BTreeMap<i32, (Option<String>, Option<String>, String)> {
+    doc.sockets
+        .iter()
+        .flat_map(|s| s.processes.iter())
+        .map(|p| {
+            let c = p.container.as_ref();
+            (
+                p.pid,
+                (
+                    c.and_then(|c| c.name.clone()),
+                    c.and_then(|c| c.id.clone()),
+                    p.pod.as_ref().map(|p| p.uid.clone()).unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, as the kubelet and the runtimes make them
+
+fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    // splitmix64 over pid, counter and time: distinct per call and per run.
+    let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A pod UID: `8-4-4-4-12` hex.
+fn new_uid() -> String {
+    let h = format!("{:016x}{:016x}", unique(), unique());
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// A static pod's UID: 32 hex digits (the kubelet hashes the manifest).
+fn new_static_uid() -> String {
+    format!("{:016x}{:016x}", unique(), unique())
+}
+
+/// A container ID: 64 hex digits.
+fn new_id() -> String {
+    format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        unique(),
+        unique(),
+        unique(),
+        unique()
+    )
+}
+
+/// How a node names its cgroups: driver, runtime, QoS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// cgroup v2, systemd driver, containerd, Burstable.
+    SystemdContainerd,
+    /// v2, systemd, CRI-O with crun's `/container` leaf, BestEffort.
+    SystemdCrioCrun,
+    /// v2, cgroupfs driver, CRI-O (`crio-<id>`, the monitor in `crio-conmon-<id>`), Burstable.
+    CgroupfsCrio,
+    /// cgroup v1 (a v1 hierarchy only), cgroupfs driver, docker's bare `<id>`, BestEffort.
+    V1CgroupfsDocker,
+    /// kind: the kubelet's tree under `kubelet.slice`, containerd, Guaranteed.
+    Kind,
+}
+
+impl Layout {
+    fn pod(self, uid: &str) -> String {
+        let u_ = uid.replace('-', "_");
+        match self {
+            Layout::SystemdContainerd => {
+                format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u_}.slice")
+            }
+            Layout::SystemdCrioCrun => format!(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u_}.slice"
+            ),
+            Layout::CgroupfsCrio => format!("kubepods/burstable/pod{uid}"),
+            Layout::V1CgroupfsDocker => format!("kubepods/besteffort/pod{uid}"),
+            Layout::Kind => {
+                format!("kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod{u_}.slice")
+            }
+        }
+    }
+
+    fn container(self, uid: &str, id: &str) -> String {
+        let pod = self.pod(uid);
+        match self {
+            Layout::SystemdContainerd | Layout::Kind => {
+                format!("{pod}/cri-containerd-{id}.scope")
+            }
+            Layout::SystemdCrioCrun => format!("{pod}/crio-{id}.scope/container"),
+            Layout::CgroupfsCrio => format!("{pod}/crio-{id}"),
+            Layout::V1CgroupfsDocker => format!("{pod}/{id}"),
+        }
+    }
+
+    fn conmon(self, uid: &str, id: &str) -> String {
+        format!("{}/crio-conmon-{id}", self.pod(uid))
+    }
+
+    fn v1(self) -> bool {
+        self == Layout::V1CgroupfsDocker
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cgroup hierarchies
+
+/// Where a cgroup hierarchy is mounted, from /proc/self/mountinfo: cgroup2, or the v1
+/// hierarchy with the `pids` controller (any v1 one will do).
+fn find_mount(v2: bool) -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut v1_any = None;
+    for line in info.lines() {
+        let (pre, post) = line.split_once(" - ")?;
+        let mount = pre.split(' ').nth(4)?;
+        let mut post = post.split(' ');
+        let fstype = post.next()?;
+        let opts = post.nth(1).unwrap_or("");
+        if v2 && fstype == "cgroup2" {
+            return Some(PathBuf::from(mount));
+        }
+        if !v2 && fstype == "cgroup" {
+            if opts.split(',').any(|o| o == "pids") {
+                return Some(PathBuf::from(mount));
+            }
+            v1_any.get_or_insert_with(|| PathBuf::from(mount));
+        }
+    }
+    if v2 { None } else { v1_any }
+}
+
+/// A `podports-test-<pid>-<n>` directory in a cgroup hierarchy, for kubelet-shaped cgroups.
+/// On Drop, every directory made under it is removed, deepest first (after the helpers are
+/// gone: declare it before the pods), and the hierarchy unmounted if this test mounted it.
+struct CgroupTree {
+    mount: PathBuf,
+    base: PathBuf,
+    /// The mount point this guard made, if it had to mount the hierarchy.
+    mounted: Option<Scratch>,
+}
+
+impl CgroupTree {
+    fn new(v2: bool) -> CgroupTree {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let (mount, mounted) = match find_mount(v2) {
+            Some(m) => (m, None),
+            None => {
+                let dir = Scratch::new();
+                let st = if v2 {
+                    Command::new("mount")
+                        .args(["-t", "cgroup2", "none"])
+                        .arg(dir.path())
+                        .status()
+                } else {
+                    Command::new("mount")
+                        .args(["-t", "cgroup", "-o", "none,name=podports-test", "cgroup"])
+                        .arg(dir.path())
+                        .status()
+                };
+                assert!(
+                    st.is_ok_and(|s| s.success()),
+                    "no {} hierarchy mounted, and mounting one failed",
+                    if v2 { "cgroup2" } else { "cgroup v1" }
+                );
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        sweep_stale_cgroups(&mount);
+        let base = mount.join(format!(
+            "podports-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&base).unwrap_or_else(|e| panic!("{}: {e}", base.display()));
+        CgroupTree {
+            mount,
+            base,
+            mounted,
+        }
+    }
+
+    /// Creates `base/rel` (and its parents); returns it.
+    fn dir(&self, rel: &str) -> PathBuf {
+        let d = self.base.join(rel);
+        fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        d
+    }
+
+    /// The path `/proc/PID/cgroup` shows for `base/rel`.
+    fn proc_path(&self, rel: &str) -> String {
+        format!(
+            "/{}/{rel}",
+            self.base.strip_prefix(&self.mount).unwrap().display()
+        )
+    }
+}
+
+impl Drop for CgroupTree {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.mount, &self.base);
+        if let Some(dir) = &self.mounted {
+            let _ = Command::new("umount").arg(dir.path()).status();
+        }
+    }
+}
+
+/// Removes `dir` and every cgroup under it, deepest first. A process still inside (exiting)
+/// makes rmdir fail with EBUSY for a moment: retry, then move it to the root.
+fn remove_cgroup_tree(mount: &Path, dir: &Path) {
+    let mut dirs = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        dirs.push(d);
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while fs::remove_dir(&d).is_err() && d.exists() {
+            if Instant::now() >= deadline {
+                for pid in fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    let _ = fs::write(mount.join("cgroup.procs"), pid);
+                }
+                if fs::remove_dir(&d).is_err() {
+                    eprintln!("warning: could not remove cgroup {}", d.display());
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes `podports-test-<pid>-*` trees left by a test process that is gone.
+fn sweep_stale_cgroups(mount: &Path) {
+    static DONE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|m| m == mount) {
+        return;
+    }
+    done.push(mount.to_path_buf());
+    let Ok(rd) = fs::read_dir(mount) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("podports-test-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_cgroup_tree(mount, &e.path());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated node
+
+/// A host root for `--host-root`: `proc` and `run/netns` link to the real ones, `sys/fs/cgroup`
+/// to the directory holding the cgroup2 tree; `var/log/pods` and `var/log/containers` are
+/// written by the test. Owns the cgroup trees, so it must be declared before the pods.
+struct SimNode {
+    root: Scratch,
+    v2: CgroupTree,
+    v1: OnceLock<CgroupTree>,
+}
+
+impl SimNode {
+    fn new() -> SimNode {
+        let root = Scratch::new();
+        let v2 = CgroupTree::new(true);
+        fs::create_dir_all(root.join("sys/fs")).unwrap();
+        fs::create_dir_all(root.join("run")).unwrap();
+        fs::create_dir_all(root.join("var/log/pods")).unwrap();
+        fs::create_dir_all(root.join("var/log/containers")).unwrap();
+        symlink("/proc", root.join("proc")).unwrap();
+        symlink("/run/netns", root.join("run/netns")).unwrap();
+        // A hybrid host has the v2 tree at /sys/fs/cgroup/unified: link its parent.
+        let cg = if v2.mount.ends_with("unified") {
+            v2.mount.parent().unwrap().to_path_buf()
+        } else {
+            v2.mount.clone()
+        };
+        symlink(&cg, root.join("sys/fs/cgroup")).unwrap();
+        SimNode {
+            root,
+            v2,
+            v1: OnceLock::new(),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn tree(&self, layout: Layout) -> &CgroupTree {
+        if layout.v1() {
+            self.v1.get_or_init(|| CgroupTree::new(false))
+        } else {
+            &self.v2
+        }
+    }
+
+    /// `var/log/pods/<ns>_<name>_<uid>/<container>/0.log` for each container.
+    fn pod_dir(&self, ns: &str, name: &str, uid: &str, containers: &[&str]) {
+        let dir = self.root.join(format!("var/log/pods/{ns}_{name}_{uid}"));
+        for c in containers {
+            fs::create_dir_all(dir.join(c)).unwrap();
+            fs::write(dir.join(c).join("0.log"), "").unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
+    }
+
+    /// `var/log/containers/<pod>_<ns>_<container>-<id>.log -> /var/log/pods/...` (a host path:
+    /// dangling here, as in a DaemonSet; podports reads the link, never follows it).
+    fn container_link(&self, ns: &str, pod: &str, uid: &str, container: &str, id: &str) {
+        symlink(
+            format!("/var/log/pods/{ns}_{pod}_{uid}/{container}/0.log"),
+            self.root.join(format!(
+                "var/log/containers/{pod}_{ns}_{container}-{id}.log"
+            )),
+        )
+        .unwrap();
+    }
+}
+
+/// One container of a simulated pod.
+struct SimContainer {
+    name: String,
+    id: String,
+    /// Its cgroup directory.
+    cgroup: PathBuf,
+}
+
+/// A pod: processes in its own network namespace (or the node's), in kubelet-shaped cgroups,
+/// with its log directory and links. Helpers are killed before the namespace goes.
+struct SimPod {
+    procs: Vec<Proc>,
+    ns: Netns,
+    namespace: String,
+    name: String,
+    uid: String,
+    layout: Layout,
+    containers: Vec<SimContainer>,
+}
+
+impl SimPod {
+    fn new(node: &SimNode, layout: Layout, namespace: &str, name: &str, uid: &str) -> SimPod {
+        SimPod {
+            procs: Vec::new(),
+            ns: Netns::new(),
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+            layout,
+            containers: Vec::new(),
+        }
+        .with_dir(node)
+    }
+
+    fn with_dir(self, node: &SimNode) -> SimPod {
+        node.pod_dir(&self.namespace, &self.name, &self.uid, &[]);
+        self
+    }
+
+    /// A container: its cgroup, log directory and link (`pause` gets neither: the kubelet
+    /// logs no sandbox). Returns its index.
+    fn container(&mut self, node: &SimNode, name: &str) -> usize {
+        let id = new_id();
+        let cgroup = node
+            .tree(self.layout)
+            .dir(&self.layout.container(&self.uid, &id));
+        if name != "pause" {
+            node.pod_dir(&self.namespace, &self.name, &self.uid, &[name]);
+            node.container_link(&self.namespace, &self.name, &self.uid, name, &id);
+        }
+        self.containers.push(SimContainer {
+            name: name.into(),
+            id,
+            cgroup,
+        });
+        self.containers.len() - 1
+    }
+
+    /// Starts `exe OPS` in container `c` (inside the pod's namespace); returns its pid.
+    fn run(&mut self, c: usize, exe: &str, ops: &[&str]) -> i32 {
+        let cgroup = self.containers[c].cgroup.clone();
+        let p = Proc::start_in_cgroups(&self.ns, &[cgroup], &install_as(exe), ops);
+        let pid = p.pid();
+        self.procs.push(p);
+        pid
+    }
+
+    fn container_named(&self, name: &str) -> &SimContainer {
+        self.containers.iter().find(|c| c.name == name).unwrap()
+    }
+
+    fn pod_ref(&self) -> PodRef {
+        PodRef {
+            namespace: Some(self.namespace.clone()),
+            name: Some(self.name.clone()),
+            uid: self.uid.clone(),
+        }
+    }
+}
+
+/// A sidecar pod: pause, istio-proxy (pilot-agent starting envoy), and the app.
+fn sidecar_pod(node: &SimNode, layout: Layout, namespace: &str, name: &str) -> (SimPod, i32) {
+    let mut pod = SimPod::new(node, layout, namespace, name, &new_uid());
+    pod.ns.add_addr("10.0.0.5/32");
+    let pause = pod.container(node, "pause");
+    pod.run(pause, "pause", &[]);
+    let proxy = pod.container(node, "istio-proxy");
+    let envoy_ready = node.root.join(format!("envoy-{}.ready", unique()));
+    let envoy = install_as("envoy");
+    pod.run(
+        proxy,
+        "pilot-agent",
+        &[
+            "tcp-listen=[::]:15020",
+            "udp-bind=127.0.0.1:15053",
+            &format!("spawn={}", envoy.display()),
+            "--ready",
+            envoy_ready.to_str().unwrap(),
+            "tcp-listen=127.0.0.1:15000",
+            "tcp-listen=0.0.0.0:15001,reuseport",
+            "tcp-listen=0.0.0.0:15006",
+            "tcp-listen=0.0.0.0:15021",
+            "tcp-connect=127.0.0.1:15020",
+            ";;",
+            &format!("wait-file={}", envoy_ready.display()),
+        ],
+    );
+    let envoy_pid = common::wait_ready_file(&envoy_ready).pid;
+    let app = pod.container(node, "productpage");
+    pod.run(
+        app,
+        "myapp",
+        &[
+            "tcp-listen=10.0.0.5:9080",
+            "tcp-connect=10.0.0.5:9080,from=127.0.0.6",
+            "udp-connect=127.0.0.1:15053",
+        ],
+    );
+    (pod, envoy_pid)
+}
+
+/// `/proc/PID/cgroup`'s v2 (or v1) line for `pid`.
+fn cgroup_line(pid: i32, v1: bool) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines()
+        .find(|l| l.starts_with("0::") != v1 && l.contains("kubepods"))
+        .unwrap_or_else(|| panic!("pid {pid} is in no kubepods cgroup:\n{text}"))
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live tests
+
+#[test]
+fn pod_by_name_uid_and_container_lists_what_ss_lists() {
+    if !require_root("pod_by_name_uid_and_container_lists_what_ss_lists") {
+        return;
+    }
+    let node = SimNode::new();
+    let (pod, envoy_pid) = sidecar_pod(
+        &node,
+        Layout::SystemdContainerd,
+        "default",
+        "productpage-v1-6b746f74dc-9stvb",
+    );
+    // A recreated pod of the same name left its old directory behind: not the one to pick.
+    node.pod_dir("default", &pod.name, &new_uid(), &["istio-proxy"]);
+    let proxy = pod.container_named("istio-proxy");
+    assert!(
+        cgroup_line(envoy_pid, false).ends_with(
+            &node
+                .v2
+                .proc_path(&Layout::SystemdContainerd.container(&pod.uid, &proxy.id))
+        ),
+        "{}",
+        cgroup_line(envoy_pid, false)
+    );
+    let ss = settle(&pod.ns);
+    let root = node.root();
+
+    let by_name = json(root, &["--pod", &format!("default/{}", pod.name)]);
+    assert_matches_ss(&by_name, &ss);
+    assert_eq!(by_name.pod, Some(pod.pod_ref()));
+    assert_eq!(by_name.netns.inode, Some(pod.ns.inode()));
+    assert_eq!(by_name.netns.target, format!("pod default/{}", pod.name));
+    assert!(!by_name.host_network);
+    assert!(by_name.warnings.is_empty(), "{:?}", by_name.warnings);
+
+    // Every owner is named with its container.
+    let app = pod.container_named("productpage");
+    let owners = owner_containers(&by_name);
+    assert_eq!(
+        owners.get(&envoy_pid),
+        Some(&(
+            Some("istio-proxy".into()),
+            Some(proxy.id.clone()),
+            pod.uid.clone()
+        ))
+    );
+    assert_eq!(owners.len(), 3, "{owners:?}");
+    for (pid, (name, id, uid)) in &owners {
+        assert_eq!(uid, &pod.uid, "pid {pid}");
+        let want = if *pid == pod.procs[2].pid() {
+            app
+        } else {
+            proxy
+        };
+        assert_eq!(
+            (name.as_deref(), id.as_deref()),
+            (Some(want.name.as_str()), Some(want.id.as_str())),
+            "pid {pid}"
+        );
+    }
+
+    // The same pod by UID (either form), by its container, and by name and --namespace.
+    for args in [
+        vec!["--pod-uid".to_string(), pod.uid.clone()],
+        vec!["--pod-uid".to_string(), pod.uid.replace('-', "_")],
+        vec!["--container".to_string(), app.id[..12].to_string()],
+        vec![
+            "--pod".to_string(),
+            pod.name.clone(),
+            "--namespace".to_string(),
+            "default".to_string(),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let doc = json(root, &args);
+        assert_eq!(keys(&doc), keys(&by_name), "{args:?}");
+        assert_eq!(doc.pod, Some(pod.pod_ref()), "{args:?}");
+        assert_eq!(owner_containers(&doc), owners, "{args:?}");
+    }
+
+    // --pid of a pod's process names the pod too.
+    let by_pid = json(root, &["--pid", &envoy_pid.to_string()]);
+    assert_eq!(by_pid.pod, Some(pod.pod_ref()));
+
+    // The table says who is who: `envoy[1234] istio-proxy`.
+    let t = table(root, &["--pod", &format!("default/{}", pod.name)]);
+    assert!(
+        t.contains(&format!("envoy[{envoy_pid}] istio-proxy")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("myapp[{}] productpage", pod.procs[2].pid())),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("pod default/{}, uid {}", pod.name, pod.uid)),
+        "{t}"
+    );
+}
+
+#[test]
+fn every_layout_resolves_crio_monitor_skipped() {
+    if !require_root("every_layout_resolves_crio_monitor_skipped") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+
+    // CRI-O with the cgroupfs driver: no pause, and a monitor in the pod's cgroup but in
+    // another network namespace (the host's, on a real node) holding a socket of its own.
+    let mut crio = SimPod::new(
+        &node,
+        Layout::CgroupfsCrio,
+        "team-a",
+        "crio-web",
+        &new_uid(),
+    );
+    let web = crio.container(&node, "web");
+    crio.run(
+        web,
+        "nginx",
+        &["tcp-listen=0.0.0.0:8080", "udp-bind=[::]:8053"],
+    );
+    let decoy = Netns::new();
+    let conmon_cg = node
+        .v2
+        .dir(&Layout::CgroupfsCrio.conmon(&crio.uid, &crio.containers[web].id));
+    let conmon = Proc::start_in_cgroups(
+        &decoy,
+        &[conmon_cg],
+        &install_as("conmon"),
+        &["tcp-listen=127.0.0.1:7777"],
+    );
+    assert!(cgroup_line(conmon.pid(), false).contains("/crio-conmon-"));
+
+    // CRI-O with the systemd driver and crun's extra `/container` leaf.
+    let mut crun = SimPod::new(
+        &node,
+        Layout::SystemdCrioCrun,
+        "team-a",
+        "crun-api",
+        &new_uid(),
+    );
+    let api = crun.container(&node, "api");
+    crun.run(
+        api,
+        "api-server",
+        &["tcp-listen=[::]:8443", "unix-listen=@api.sock"],
+    );
+    assert!(cgroup_line(crun.procs[0].pid(), false).ends_with("/container"));
+
+    // cgroup v1 only (the v2 line stays at /), cgroupfs driver, docker.
+    let mut v1 = SimPod::new(
+        &node,
+        Layout::V1CgroupfsDocker,
+        "team-b",
+        "legacy-0",
+        &new_uid(),
+    );
+    let pause = v1.container(&node, "pause");
+    v1.run(pause, "pause", &[]);
+    let app = v1.container(&node, "legacy");
+    v1.run(
+        app,
+        "legacy-app",
+        &["tcp-listen=127.0.0.1:9000", "socketpair"],
+    );
+    let line = cgroup_line(v1.procs[1].pid(), true);
+    assert!(
+        line.contains(&format!("/kubepods/besteffort/pod{}/", v1.uid)),
+        "{line}"
+    );
+
+    // kind (kubelet.slice nesting), a static pod (32-hex UID).
+    let mut kind = SimPod::new(
+        &node,
+        Layout::Kind,
+        "kube-system",
+        "etcd-kind-control-plane",
+        &new_static_uid(),
+    );
+    let etcd = kind.container(&node, "etcd");
+    kind.run(
+        etcd,
+        "etcd",
+        &["tcp-listen=127.0.0.1:2379", "tcp-listen=127.0.0.1:2381"],
+    );
+
+    for (pod, args) in [
+        (
+            &crio,
+            vec!["--pod".to_string(), "team-a/crio-web".to_string()],
+        ),
+        (&crun, vec!["--pod-uid".to_string(), crun.uid.clone()]),
+        (
+            &v1,
+            vec!["--pod".to_string(), "team-b/legacy-0".to_string()],
+        ),
+        (
+            &kind,
+            vec![
+                "--container".to_string(),
+                kind.containers[0].id[..20].to_string(),
+            ],
+        ),
+        (
+            &kind,
+            vec!["--pod-uid".to_string(), kind.uid.to_uppercase()],
+        ),
+    ] {
+        let ss = settle(&pod.ns);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let doc = json(root, &args);
+        assert_matches_ss(&doc, &ss);
+        assert_eq!(doc.netns.inode, Some(pod.ns.inode()), "{args:?}");
+        assert_eq!(doc.pod, Some(pod.pod_ref()), "{args:?}");
+        for s in &doc.sockets {
+            for p in &s.processes {
+                let c = p.container.as_ref().unwrap_or_else(|| panic!("{p:?}"));
+                let want = &pod.containers.iter().find(|c| c.name != "pause").unwrap();
+                assert_eq!(c.name.as_deref(), Some(want.name.as_str()), "{args:?}");
+                assert_eq!(c.id.as_deref(), Some(want.id.as_str()), "{args:?}");
+            }
+        }
+    }
+    drop(conmon);
+}
+
+#[test]
+fn all_pods_lists_each_namespace_once_grouped_by_pod() {
+    if !require_root("all_pods_lists_each_namespace_once_grouped_by_pod") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+    let (a, _) = sidecar_pod(&node, Layout::SystemdContainerd, "team-a", "reviews-v1-abc");
+    let mut b = SimPod::new(
+        &node,
+        Layout::CgroupfsCrio,
+        "team-b",
+        "ratings-v1-def",
+        &new_uid(),
+    );
+    let c = b.container(&node, "ratings");
+    b.run(
+        c,
+        "ratings",
+        &["tcp-listen=0.0.0.0:9080", "udp-bind=0.0.0.0:9053"],
+    );
+    // Two hostNetwork pods: their processes live in the node's namespace, that of /proc/1
+    // (which this sandbox does not let us open: join the test's own, the same one).
+    let host_ns = fs::metadata(format!("/proc/{}/ns/net", std::process::id()))
+        .unwrap()
+        .ino();
+    let node_ns = fs::read_link("/proc/1/ns/net")
+        .or_else(|_| fs::read_link("/proc/2/ns/net"))
+        .unwrap();
+    assert_eq!(
+        node_ns,
+        PathBuf::from(format!("net:[{host_ns}]")),
+        "the tests must run in the node's network namespace (that of pid 1, or kthreadd's)"
+    );
+    let join_host = format!("setns=/proc/{}/ns/net", std::process::id());
+    let mut host_pods = Vec::new();
+    for (ns, name, exe) in [
+        ("team-b", "node-exporter-x1", "node-exporter"),
+        ("kube-system", "kube-proxy-x2", "kube-proxy"),
+    ] {
+        let mut p = SimPod::new(&node, Layout::SystemdContainerd, ns, name, &new_uid());
+        let c = p.container(&node, exe);
+        p.run(c, exe, &[&join_host, "tcp-listen=127.0.0.1:0"]);
+        host_pods.push(p);
+    }
+    let ss_a = settle(&a.ns);
+    let ss_b = settle(&b.ns);
+
+    let docs = json_lines(root, &[]);
+    let of = |uid: &str| -> Vec<&Document> {
+        docs.iter()
+            .filter(|d| d.pod.as_ref().is_some_and(|p| p.uid == uid))
+            .collect()
+    };
+    for (pod, ss) in [(&a, &ss_a), (&b, &ss_b)] {
+        let mine = of(&pod.uid);
+        assert_eq!(mine.len(), 1, "{} listed {} times", pod.name, mine.len());
+        assert_matches_ss(mine[0], ss);
+        assert_eq!(mine[0].pod, Some(pod.pod_ref()));
+        assert_eq!(mine[0].netns.inode, Some(pod.ns.inode()));
+        assert!(!mine[0].host_network);
+    }
+    // The node's namespace: once, for both hostNetwork pods, with their sockets named.
+    let host: Vec<&Document> = docs.iter().filter(|d| d.host_network).collect();
+    assert_eq!(host.len(), 1, "{docs:#?}");
+    let host = host[0];
+    assert_eq!(host.netns.inode, Some(host_ns));
+    assert!(host.pod.is_none());
+    for p in &host_pods {
+        assert!(host.pods.contains(&p.pod_ref()), "{:?}", host.pods);
+        let ready = p.procs[0].ready();
+        let s = host
+            .sockets
+            .iter()
+            .find(|s| s.inode == ready.sockets[0].ino)
+            .unwrap_or_else(|| panic!("{} not in the host listing", p.name));
+        let owner = &s.processes[0];
+        assert_eq!(owner.pid, p.procs[0].pid());
+        assert_eq!(owner.pod.as_ref(), Some(&p.pod_ref()));
+        assert_eq!(
+            owner.container.as_ref().and_then(|c| c.name.as_deref()),
+            Some(p.containers[0].name.as_str())
+        );
+        assert!(
+            of(&p.uid).is_empty(),
+            "a hostNetwork pod has no listing of its own"
+        );
+    }
+
+    // --namespace keeps one namespace's pods (the node's listing only for its hostNetwork pod).
+    let team_b = json_lines(root, &["--namespace", "team-b"]);
+    let names: Vec<String> = team_b
+        .iter()
+        .flat_map(|d| d.pod.iter().chain(d.pods.iter()))
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["team-b/ratings-v1-def", "team-b/node-exporter-x1"]
+    );
+
+    // The table: grouped by pod, each under its heading, the node's namespace last.
+    let t = table(root, &["--all-pods", "--namespace", "team-a"]);
+    assert!(t.starts_with("=== pod team-a/reviews-v1-abc\n"), "{t}");
+    assert!(t.contains(" istio-proxy"), "{t}");
+    assert!(!t.contains("team-b"), "{t}");
+    let t = table(root, &["--all-pods"]);
+    let heading_a = t.find("=== pod team-a/reviews-v1-abc").unwrap();
+    let heading_b = t.find("=== pod team-b/ratings-v1-def").unwrap();
+    let heading_host = t.find("=== the node's network namespace").unwrap();
+    assert!(heading_a < heading_b && heading_b < heading_host, "{t}");
+    assert!(t.contains("hostNetwork pods: "), "{t}");
+}
+
+#[test]
+fn a_socket_no_process_holds_is_named_by_its_cgroup() {
+    if !require_root("a_socket_no_process_holds_is_named_by_its_cgroup") {
+        return;
+    }
+    let node = SimNode::new();
+    let mut pod = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        "default",
+        "backlog-0",
+        &new_uid(),
+    );
+    pod.ns.add_addr("10.0.0.9/32");
+    let app = pod.container(&node, "app");
+    let client = pod.container(&node, "client");
+    // The app never accepts: the server end of the connection waits in its accept queue, a
+    // full socket with no file and no fd (inode 0), created in the app's cgroup.
+    pod.run(app, "myapp", &["tcp-listen=10.0.0.9:9080,noaccept"]);
+    pod.run(client, "curl", &["tcp-connect=10.0.0.9:9080"]);
+    let ss = eventually("the queued connection", Duration::from_secs(10), || {
+        let ss = ss_sockets(&pod.ns);
+        let queued = ss
+            .iter()
+            .filter(|s| s.state == "ESTABLISHED" && s.inode == 0)
+            .count();
+        if queued == 1 {
+            Ok(ss)
+        } else {
+            Err(format!("{ss:?}"))
+        }
+    });
+    let doc = json(node.root(), &["--pod", "default/backlog-0"]);
+    assert_matches_ss(&doc, &ss);
+    let queued: Vec<&SocketDoc> = doc
+        .sockets
+        .iter()
+        .filter(|s| s.state == "ESTABLISHED" && s.inode == 0)
+        .collect();
+    assert_eq!(queued.len(), 1);
+    let q = queued[0];
+    assert!(q.processes.is_empty());
+    let app_dir = &pod.container_named("app").cgroup;
+    assert_eq!(
+        q.cgroup_id,
+        Some(fs::metadata(app_dir).unwrap().ino()),
+        "INET_DIAG_CGROUP_ID is the inode of the app's cgroup v2 directory"
+    );
+    let owner = q
+        .cgroup_owner
+        .as_ref()
+        .unwrap_or_else(|| panic!("no cgroup owner: {q:?}"));
+    assert_eq!(owner.pod, pod.pod_ref());
+    let c = owner.container.as_ref().unwrap();
+    assert_eq!(c.name.as_deref(), Some("app"));
+    assert_eq!(c.id.as_deref(), Some(pod.containers[app].id.as_str()));
+    // Sockets with an owner need no cgroup owner.
+    assert!(
+        doc.sockets
+            .iter()
+            .filter(|s| !s.processes.is_empty())
+            .all(|s| s.cgroup_owner.is_none())
+    );
+    let t = table(node.root(), &["--pod", "default/backlog-0"]);
+    assert!(t.contains("- (cgroup of app)"), "{t}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, on a fake node (no root needed): a `proc` of cgroup files and ns links.
+
+struct FakeNode {
+    root: Scratch,
+}
+
+impl FakeNode {
+    fn new() -> FakeNode {
+        let root = Scratch::new();
+        fs::create_dir_all(root.join("proc")).unwrap();
+        fs::create_dir_all(root.join("var/log/pods")).unwrap();
+        fs::create_dir_all(root.join("var/log/containers")).unwrap();
+        FakeNode { root }
+    }
+
+    fn pod(&self, ns: &str, name: &str, uid: &str) {
+        fs::create_dir_all(
+            self.root
+                .join(format!("var/log/pods/{ns}_{name}_{uid}/app")),
+        )
+        .unwrap();
+    }
+
+    /// A process in the container `id` of pod `uid` (systemd, containerd), in netns `netns`.
+    fn process(&self, pid: i32, uid: &str, id: &str, netns: u64) {
+        let dir = self.root.join(format!("proc/{pid}"));
+        fs::create_dir_all(dir.join("ns")).unwrap();
+        fs::write(
+            dir.join("cgroup"),
+            format!("0::/{}\n", Layout::SystemdContainerd.container(uid, id)),
+        )
+        .unwrap();
+        fs::write(dir.join("comm"), "app\n").unwrap();
+        symlink(format!("net:[{netns}]"), dir.join("ns/net")).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--host-root", self.root.path().to_str().unwrap()];
+        all.extend_from_slice(args);
+        podports(&all)
+    }
+}
+
+fn fake_node() -> (FakeNode, [String; 3], [String; 3]) {
+    let node = FakeNode::new();
+    let uids = [new_uid(), new_uid(), new_uid()];
+    let ids = [
+        format!("abc1{}", &new_id()[4..]),
+        format!("abc2{}", &new_id()[4..]),
+        format!("fff0{}", &new_id()[4..]),
+    ];
+    node.pod("default", "productpage-v1-6b746f74dc-9stvb", &uids[0]);
+    node.pod("default", "reviews-v1-5c8b7d6f8-xk2lp", &uids[1]);
+    node.pod("istio-system", "istiod-7d4f9b8c6-q9w8e", &uids[2]);
+    for (i, (uid, id)) in uids.iter().zip(&ids).enumerate() {
+        node.process(100 + i as i32, uid, id, 4026532000 + i as u64);
+    }
+    (node, uids, ids)
+}
+
+#[test]
+fn an_unknown_pod_is_exit_3_naming_it_and_the_closest_pods() {
+    let (node, uids, _) = fake_node();
+    let o = node.run(&["--pod", "default/productpage-v1"]);
+    assert_exit(&o, 3);
+    let e = stderr(&o);
+    assert!(
+        e.contains("no pod default/productpage-v1 on this node"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "closest on this node: default/productpage-v1-6b746f74dc-9stvb (uid {})",
+            uids[0]
+        )),
+        "{e}"
+    );
+    // Same namespace first.
+    let closest = e.split("closest on this node: ").nth(1).unwrap();
+    assert!(closest.find("reviews") < closest.find("istiod"), "{e}");
+
+    let o = node.run(&["--pod-uid", "11111111-2222-4333-8444-555555555555"]);
+    assert_exit(&o, 3);
+    let e = stderr(&o);
+    assert!(
+        e.contains("no pod with UID 11111111-2222-4333-8444-555555555555"),
+        "{e}"
+    );
+    assert!(e.contains("closest on this node: "), "{e}");
+    assert_exit(&node.run(&["--pod-uid", "not-a-uid"]), 2);
+
+    let o = node.run(&["--container", "0123"]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains("no running container with an ID starting 0123"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A pod whose processes are gone (a stale directory).
+    node.pod("default", "gone-0", &new_uid());
+    let o = node.run(&["--pod", "default/gone-0"]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains("has no running process"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Not a node at all.
+    let empty = Scratch::new();
+    let o = podports(&["--host-root", empty.path().to_str().unwrap(), "--all-pods"]);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("--host-root"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_ambiguous_container_prefix_is_exit_2_listing_the_matches() {
+    let (node, _, ids) = fake_node();
+    let o = node.run(&["--container", "abc"]);
+    assert_exit(&o, 2);
+    let e = stderr(&o);
+    assert!(
+        e.contains("container ID prefix abc matches 2 running containers"),
+        "{e}"
+    );
+    assert!(e.contains(&ids[0][..13]), "{e}");
+    assert!(e.contains(&ids[1][..13]), "{e}");
+    assert!(e.contains("default/productpage-v1-6b746f74dc-9stvb"), "{e}");
+    assert!(!e.contains(&ids[2][..13]), "{e}");
+    assert_exit(&node.run(&["--container", "xyz"]), 2);
+}
+
+#[test]
+fn pod_flags_are_checked() {
+    for args in [
+        &["--pod", "a/b", "--pid", "1"][..],
+        &["--pod", "a/b", "--all-pods"],
+        &["--pod", ""],
+        &["--pod", "a/b/c"],
+        &["--pod", "/b"],
+        &["--pod", "a/b", "--namespace", "c"],
+        &["--namespace", "a"],
+        &["--pid", "1", "--namespace", "a"],
+        &["--container", ""],
+    ] {
+        let o = podports(args);
+        assert_exit(&o, 2);
+    }
+}

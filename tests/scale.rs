@@ -1,0 +1,176 @@
+//! podports at scale, against the kernel: a namespace of 10k TCP sockets held by several
+//! processes (and more sockets in another namespace), compared with `ss` for the count and for
+//! every owner (issue 5: the /proc walk runs beside the dump, the JSON is streamed, a LISTEN-only
+//! dump skips the established hash). Nothing here is timed: `bench/run` measures. Needs root,
+//! like tests/netns.rs: without it this skips with a reason, and under CI=true fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::{Netns, Proc, assert_ss_holds_exactly, install_as, require_root, ss_sockets};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use podports::render::json::{Document, EndpointDoc, SocketDoc};
+
+/// Connections per helper; each helper also accepts them, so it holds 2 sockets per connection
+/// plus its listener.
+const CONNS: usize = 1250;
+/// Helpers in the pod namespace: 4 x (2 x 1250 + 1) = 10,004 TCP sockets.
+const NAMES: [&str; 4] = ["envoy", "pilot-agent", "myapp", "worker"];
+
+/// (local, remote, state, inode) of a socket.
+type Key = (String, String, String, u64);
+/// (comm, pid, fd) of every holder, sorted.
+type Owners = Vec<(String, i32, i32)>;
+
+fn podports_json(args: &[&str]) -> Document {
+    let out = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["-o", "json"])
+        .args(args)
+        .output()
+        .expect("run podports");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "podports {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("podports -o json reads back")
+}
+
+/// A helper listening on 127.0.0.1:PORT and holding `conns` connections to itself, both ends.
+/// (`count=`, not one op per connection: every holder's cmdline is in every socket's JSON.)
+fn ops(port: u16, conns: usize) -> Vec<String> {
+    vec![
+        format!("tcp-listen=127.0.0.1:{port},backlog=4096"),
+        format!("tcp-connect=127.0.0.1:{port},count={conns}"),
+    ]
+}
+
+/// Each helper holds ~2,500 fds: lift the soft limit to the hard one (helpers inherit it).
+fn raise_fd_limit() {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let need = (2 * CONNS + 64) as u64;
+    assert!(
+        hard >= need,
+        "RLIMIT_NOFILE hard limit {hard} < {need}: this test needs more fds per process"
+    );
+    if soft < need {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+}
+
+/// `127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:*`: the form `common::SsSocket` uses.
+fn inet(e: &EndpointDoc) -> String {
+    let EndpointDoc::Inet(e) = e else {
+        panic!("not an inet end: {e:?}")
+    };
+    let port = match e.port {
+        0 => "*".to_string(),
+        p => p.to_string(),
+    };
+    if e.addr.contains(':') {
+        format!("[{}]:{port}", e.addr)
+    } else {
+        format!("{}:{port}", e.addr)
+    }
+}
+
+fn by_key(doc: &Document) -> BTreeMap<Key, Owners> {
+    let mut m = BTreeMap::new();
+    for s in &doc.sockets {
+        let mut owners: Owners = s
+            .processes
+            .iter()
+            .map(|p| (p.comm.clone(), p.pid, p.fd))
+            .collect();
+        owners.sort();
+        let prev = m.insert(key(s), owners);
+        assert!(prev.is_none(), "podports lists {s:?} twice");
+    }
+    m
+}
+
+fn key(s: &SocketDoc) -> Key {
+    (inet(&s.local), inet(&s.remote), s.state.clone(), s.inode)
+}
+
+#[test]
+fn ten_thousand_sockets_match_ss_in_count_and_owners() {
+    if !require_root("ten_thousand_sockets_match_ss_in_count_and_owners") {
+        return;
+    }
+    raise_fd_limit();
+    let pod = Netns::new();
+    let other = Netns::new();
+    let helpers: Vec<(&str, Proc)> = NAMES
+        .iter()
+        .zip(8000u16..)
+        .map(|(name, port)| {
+            (
+                *name,
+                Proc::start(&pod, &install_as(name), &ops(port, CONNS)),
+            )
+        })
+        .collect();
+    // Sockets of another namespace, held by another process: in no listing of the pod's.
+    let _elsewhere = Proc::start(&other, &install_as("ztunnel"), &ops(8000, CONNS / 2));
+
+    let ss = ss_sockets(&pod);
+    let want = NAMES.len() * (2 * CONNS + 1);
+    assert_eq!(ss.len(), want, "ss does not show the load this test built");
+    let holders: Vec<(&str, &common::Ready)> =
+        helpers.iter().map(|(name, p)| (*name, p.ready())).collect();
+    assert_ss_holds_exactly(&ss, &holders, |_| false);
+
+    let doc = podports_json(&["--netns", pod.name()]);
+    assert_eq!(
+        doc.sockets.len(),
+        ss.len(),
+        "podports and ss count differently"
+    );
+    let ours = by_key(&doc);
+    let mut theirs: BTreeMap<Key, Owners> = BTreeMap::new();
+    for s in &ss {
+        let mut users = s.users.clone();
+        users.sort();
+        theirs.insert((s.local(), s.peer(), s.state.clone(), s.inode), users);
+    }
+    let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+    let only_ss: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+    assert!(
+        only_ours.is_empty() && only_ss.is_empty(),
+        "podports and ss list different sockets\nonly podports ({}): {:?}\nonly ss ({}): {:?}",
+        only_ours.len(),
+        only_ours.iter().take(5).collect::<Vec<_>>(),
+        only_ss.len(),
+        only_ss.iter().take(5).collect::<Vec<_>>()
+    );
+    let differ: Vec<_> = ours
+        .iter()
+        .filter(|(k, o)| theirs.get(*k) != Some(*o))
+        .take(5)
+        .map(|(k, o)| (k, o, theirs.get(k)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "owners differ (podports, ss): {differ:#?}"
+    );
+    assert!(
+        doc.sockets.iter().all(|s| !s.processes.is_empty()),
+        "a socket without an owner, though every one is held"
+    );
+    assert!(doc.warnings.is_empty(), "warnings: {:?}", doc.warnings);
+
+    // Listeners only: the dump that skips the established hash still finds every listener and
+    // its one owner among 10k connections.
+    let listening = podports_json(&["--netns", pod.name(), "-l"]);
+    let got = by_key(&listening);
+    let want: BTreeMap<Key, Owners> = theirs
+        .into_iter()
+        .filter(|((_, _, state, _), _)| state == "LISTEN")
+        .collect();
+    assert_eq!(got.len(), NAMES.len());
+    assert_eq!(got, want, "podports -l and ss's listeners differ");
+}
