@@ -28,3 +28,32 @@ pub fn proc_pid_text(data: &[u8]) {
     let _ = proc_pid::parse_cmdline(data);
     let _ = proc_pid::socket_inode(data);
 }
+
+/// A `check` expectation file, as YAML and as JSON.
+pub fn expect_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::check::expect::parse(&text, crate::check::expect::Format::Yaml);
+    let _ = crate::check::expect::parse(&text, crate::check::expect::Format::Json);
+}
+
+/// `/proc/<pid>/cgroup` text and single cgroup paths.
+pub fn cgroup_file(data: &[u8]) {
+    let _ = crate::parse::cgroup::parse_file(data);
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        let _ = crate::parse::cgroup::parse_path(line);
+        let _ = crate::parse::cgroup::normalize_uid(line);
+    }
+}
+
+/// kubelet log directory names, container log links and their targets, one per line.
+pub fn kubelet_names(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        let _ = crate::parse::kubelet::parse_pod_dir(line);
+        let (name, target) = line.split_once(" -> ").unwrap_or((line, ""));
+        let _ = crate::parse::kubelet::parse_container_link(name, Some(target));
+        let _ = crate::parse::kubelet::parse_container_link(line, None);
+        let _ = crate::parse::kubelet::parse_log_target(line);
+    }
+}

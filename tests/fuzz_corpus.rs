@@ -43,3 +43,18 @@ fn proc_net_corpus() {
 fn proc_pid_corpus() {
     assert!(replay("proc_pid", fuzz_targets::proc_pid_text) >= 5);
 }
+
+#[test]
+fn expect_file_corpus() {
+    assert!(replay("expect_file", fuzz_targets::expect_file) >= 10);
+}
+
+#[test]
+fn cgroup_corpus() {
+    assert!(replay("cgroup", fuzz_targets::cgroup_file) >= 10);
+}
+
+#[test]
+fn kubelet_corpus() {
+    assert!(replay("kubelet", fuzz_targets::kubelet_names) >= 2);
+}
