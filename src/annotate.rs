@@ -51,7 +51,7 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
                     {
                         s.warnings.push(why);
                     }
-                    s.role = Some(entry.role());
+                    s.role = Some(Box::new(entry.role()));
                 }
                 if !s.is_listening()
                     && let Endpoint::Inet {
@@ -63,11 +63,11 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
                         .then(|| catalog.peer_role(s.proto, rport))
                         .flatten();
                     let by_addr = catalog.source_role(raddr);
-                    s.peer_role = by_port.or(by_addr).map(|e| e.role());
+                    s.peer_role = by_port.or(by_addr).map(|e| Box::new(e.role()));
                 }
             }
             Endpoint::UnixLocal(UnixName::Path(p)) => {
-                s.role = catalog.unix_role(p.as_bytes()).map(|e| e.role());
+                s.role = catalog.unix_role(p.as_bytes()).map(|e| Box::new(e.role()));
             }
             Endpoint::UnixLocal(_) => {}
             Endpoint::UnixPeer { .. } => {}
@@ -77,7 +77,7 @@ pub fn annotate(sockets: &mut [Socket], catalog: &Catalog) {
         } = s.remote
             && let Some(path) = unix_paths.get(&peer)
         {
-            s.peer_role = catalog.unix_role(path).map(|e| e.role());
+            s.peer_role = catalog.unix_role(path).map(|e| Box::new(e.role()));
         }
     }
     flag_shared_ports(sockets);

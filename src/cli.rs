@@ -14,7 +14,7 @@ use crate::sys::node::HostRoot;
 /// the port is for in an Istio or Linkerd mesh.
 ///
 /// Without a target, podports looks at its own network namespace. Exit codes: 0 ok, 1 a check
-/// failed, 2 usage or input error, 3 target unreachable or a privilege missing.
+/// or a probe failed, 2 usage or input error, 3 target unreachable or a privilege missing.
 #[derive(Debug, Parser)]
 #[command(name = "podports", version, max_term_width = 100)]
 pub struct Cli {
@@ -90,6 +90,16 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = SourceArg::Netlink)]
     pub source: SourceArg,
 
+    /// Look again every INTERVAL (seconds as `watch -n` takes them, or 500ms, 2s; default 2)
+    /// and show what appeared and disappeared since the last look: on a terminal the listing
+    /// is redrawn with `+` and `-` markers; otherwise (or with -o json) each change is a JSON
+    /// line, {"event": "appeared"|"disappeared", "socket": {...}}, starting with every socket
+    /// there. Stops with Ctrl-C, or when the reader of stdout goes away.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
+          default_missing_value = crate::watch::DEFAULT_INTERVAL,
+          value_parser = crate::watch::parse_interval)]
+    pub watch: Option<std::time::Duration>,
+
     /// Color: `auto` colors only on a terminal and never when NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
     pub color: ColorArg,
@@ -124,6 +134,35 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
+    /// Ask the mesh's HTTP ports that listen in the target whether they answer as they should,
+    /// from inside its network namespace; exit 1 when one does not.
+    ///
+    /// Envoy admin (15000, /server_info, on loopback only), pilot-agent status (15020,
+    /// /healthz/ready), Envoy readiness (15021, /healthz/ready), Envoy stats (15090,
+    /// /stats/prometheus), ztunnel readiness (15021), linkerd-proxy admin (4191, /ready) and
+    /// istiod (8080, /ready): one GET each, connecting only to loopback or the pod's own
+    /// addresses. A 2xx answer within the timeout passes. Exit codes: 0 every port answered,
+    /// 1 one did not, 2 usage error, 3 the target is unreachable.
+    Probe {
+        /// How long each port may take: connect, send, and the status line (2, 0.5, 500ms).
+        #[arg(long, value_name = "DURATION", default_value = crate::probe::run::DEFAULT_TIMEOUT,
+              value_parser = crate::watch::parse_interval)]
+        timeout: std::time::Duration,
+        /// Only these ports (repeat or separate with commas).
+        #[arg(long, value_name = "N", value_delimiter = ',')]
+        port: Vec<u16>,
+    },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `podports completions bash > /etc/bash_completion.d/podports`;
+    /// zsh: `podports completions zsh > "${fpath[1]}/_podports"`;
+    /// fish: `podports completions fish > ~/.config/fish/completions/podports.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `podports man > /usr/local/share/man/man1/podports.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -324,6 +363,86 @@ impl Cli {
                 Output::Json => CheckOutput::Json,
             },
         })
+    }
+}
+
+impl Cli {
+    /// The probe this command line asks for: the target's TCP listeners, the timeout, the
+    /// ports (`--port`, given before or after `probe`).
+    pub fn probe_plan(&self) -> Result<crate::probe::run::Plan, Error> {
+        let Some(Command::Probe { timeout, port }) = &self.command else {
+            return Err(Error::Usage("not a probe command line".into()));
+        };
+        let filters: Vec<&str> = [
+            (self.listening, "-l"),
+            (self.tcp, "-t"),
+            (self.udp, "-u"),
+            (self.unix, "-x"),
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect();
+        if !filters.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} filter the listing; probe looks at the TCP listeners of the target (choose \
+                 ports with --port)",
+                filters.join(", ")
+            )));
+        }
+        let mut request = self.request()?;
+        if matches!(request.target, Target::AllPods { .. }) {
+            return Err(Error::Usage(
+                "probe looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
+            ));
+        }
+        request.filters = Filters {
+            listening: true,
+            protos: vec![Proto::Tcp],
+            ports: Vec::new(),
+        };
+        Ok(crate::probe::run::Plan {
+            request,
+            timeout: *timeout,
+            ports: port.iter().chain(&self.port).copied().collect(),
+        })
+    }
+
+    /// `--watch`: how often and how to show it, or None without `--watch`. It goes with the
+    /// listing of one target only.
+    pub fn watch_plan(
+        &self,
+        terminal: bool,
+        color: bool,
+    ) -> Result<Option<(std::time::Duration, crate::watch::run::View)>, Error> {
+        use crate::render::table::Detail;
+        use crate::watch::run::View;
+        let Some(every) = self.watch else {
+            return Ok(None);
+        };
+        if self.command.is_some() {
+            return Err(Error::Usage(
+                "--watch goes with the listing, not with a subcommand (`check --wait` waits \
+                 for a pod to be ready)"
+                    .into(),
+            ));
+        }
+        if self.all_pods {
+            return Err(Error::Usage(
+                "--watch looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
+            ));
+        }
+        let view = match self.output {
+            Output::Table if terminal => View::Screen {
+                detail: Detail::Normal,
+                color,
+            },
+            Output::Wide if terminal => View::Screen {
+                detail: Detail::Wide,
+                color,
+            },
+            _ => View::JsonLines,
+        };
+        Ok(Some((every, view)))
     }
 }
 

@@ -2,12 +2,12 @@
 //! `/proc/<pid>/net` as the fallback), attribute them to processes, annotate their roles.
 //! Decides nothing about presentation; all syscalls go through `sys`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::annotate;
 use crate::catalog::Catalog;
-use crate::classify::classify;
+use crate::classify::{Classification, classify};
 use crate::error::Error;
 use crate::model::{Family, Holder, PodRef, Proto, Socket, State};
 use crate::node;
@@ -175,6 +175,26 @@ pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
         pod: pod.map(|p| p.pod).or(placed.pod),
         host_network: placed.host_network,
         pods: Vec::new(),
+    })
+}
+
+/// The target's network namespace, resolved and opened as `inspect` does it, for work inside
+/// it beyond the dump (`probe` connects from there). There is no fallback: a namespace that
+/// cannot be opened is exit 3. Its inode is the one `inspect` reports for the same request,
+/// so a caller can tell that both looked at the same namespace.
+pub fn open_netns(req: &Request) -> Result<Netns, Error> {
+    let procfs = ProcRoot::new(req.host.proc_dir());
+    let target = match node::resolve(req, &procfs)? {
+        Some(p) => resolve_pid(p.pid, &procfs)?,
+        None => resolve(req, &procfs)?,
+    };
+    target.ns.ok_or_else(|| {
+        Error::Privilege(format!(
+            "cannot open the network namespace of {} ({}): needs CAP_SYS_PTRACE or \
+             CAP_SYS_ADMIN",
+            target.label,
+            target.denied.as_deref().unwrap_or("permission denied")
+        ))
     })
 }
 
@@ -422,7 +442,13 @@ fn dump_netlink(
             }
         }
         for d in parts {
-            out.sockets.extend(d.sockets);
+            // The smaller list is copied into the larger, never the reverse: a second copy
+            // of 40k sockets was the peak of memory (issue 5). Order is the sort's job.
+            let mut sockets = d.sockets;
+            if sockets.len() > out.sockets.len() {
+                std::mem::swap(&mut sockets, &mut out.sockets);
+            }
+            out.sockets.extend(sockets);
             out.warnings.extend(d.warnings);
         }
     }
@@ -563,16 +589,18 @@ pub(crate) fn apply_owners(
             return 0;
         }
     };
+    // Once per process, not per socket: Envoy holds thousands (issue 5).
+    let mut kinds: HashMap<i32, Classification> = HashMap::new();
     for s in sockets.iter_mut() {
         s.holders = owners
             .of(s.inode)
             .map(|(p, fd)| {
-                let c = classify(p);
+                let c = kinds.entry(p.pid).or_insert_with(|| classify(p));
                 Holder {
                     process: p.clone(),
                     fd,
                     kind: c.kind,
-                    basis: c.basis,
+                    basis: c.basis.clone(),
                     container: None,
                 }
             })

@@ -22,10 +22,13 @@ pub mod cli;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz_targets;
+pub mod generate;
 pub mod inspect;
 pub mod model;
 pub mod node;
 pub mod parse;
 pub mod pods;
+pub mod probe;
 pub mod render;
 pub mod sys;
+pub mod watch;

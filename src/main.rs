@@ -8,7 +8,9 @@
 )]
 
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -19,6 +21,9 @@ use podports::error::Error;
 use podports::inspect::{self, Target};
 use podports::node;
 use podports::render::{self, table::Detail};
+use podports::sys::output::{self, Waited};
+use podports::watch::run::{Next, Stop, View};
+use podports::{generate, probe, watch};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -49,7 +54,8 @@ enum Failure {
     Error(Error),
     /// stdout was closed by the reader.
     Closed,
-    /// `check` ran and an expectation does not hold (exit 1).
+    /// `check` ran and an expectation does not hold, or `probe` ran and a port did not
+    /// answer (exit 1).
     ChecksFailed,
     Io(io::Error),
 }
@@ -78,7 +84,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         stdout.is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let mut out = BufWriter::new(stdout.lock());
+    // 64 KiB: a listing of 40k sockets is 45 MB of JSON (issue 5).
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let watching = cli.watch_plan(stdout.is_terminal(), color)?;
     match cli.command {
         Some(Command::Catalog) => match cli.output {
             Output::Json => render::catalog::write_json(&mut out, &catalog)?,
@@ -90,7 +98,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 return Err(Failure::ChecksFailed);
             }
         }
+        Some(Command::Probe { .. }) => return run_probe(cli, &catalog, &mut out, color),
+        Some(Command::Completions { shell }) => generate::completions(shell, &mut out)?,
+        Some(Command::Man) => generate::man(&mut out)?,
         None => {
+            if let Some((every, view)) = watching {
+                return run_watch(cli, every, view, &catalog, &mut out);
+            }
             let request = cli.request()?;
             if let Target::AllPods { namespace } = &request.target {
                 let sweep = node::sweep(&request, namespace.as_deref(), &catalog)?;
@@ -126,4 +140,47 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `probe`: the report, then exit 1 when a port did not answer (a closed stdout does not
+/// change that).
+fn run_probe(
+    cli: &Cli,
+    catalog: &Catalog,
+    out: &mut impl Write,
+    color: bool,
+) -> Result<(), Failure> {
+    let report = probe::run::probe(&cli.probe_plan()?, catalog)?;
+    let written = match cli.output {
+        Output::Json => render::probe::write_json(out, &report),
+        Output::Table => render::probe::write_table(out, &report, Detail::Normal, color),
+        Output::Wide => render::probe::write_table(out, &report, Detail::Wide, color),
+    }
+    .and_then(|()| out.flush());
+    if !report.passed() {
+        return Err(Failure::ChecksFailed);
+    }
+    Ok(written?)
+}
+
+/// `--watch`: the listing again every `every` until Ctrl-C, a failed look (exit 3), or the
+/// reader of stdout going away (exit 0, even when nothing was written for a while).
+fn run_watch(
+    cli: &Cli,
+    every: Duration,
+    view: View,
+    catalog: &Catalog,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let request = cli.request()?;
+    let stdout = io::stdout();
+    let wait = |d| match output::wait_unless_hung_up(stdout.as_fd(), d) {
+        Waited::Elapsed => Next::Again,
+        Waited::HungUp => Next::Done,
+    };
+    let look = || inspect::inspect(&request, catalog);
+    watch::run::watch(look, wait, every, view, out, &mut io::stderr()).map_err(|e| match e {
+        Stop::Target(e) => Failure::Error(e),
+        Stop::Output(e) => Failure::from(e),
+    })
 }

@@ -53,47 +53,39 @@ pub fn scan(host: &HostRoot, procfs: &ProcRoot) -> Result<Node, Error> {
 /// other targets.
 pub fn resolve(req: &Request, procfs: &ProcRoot) -> Result<Option<PodTarget>, Error> {
     let logs = req.host.pod_logs();
-    let (uid, container) = match &req.target {
+    let lookup = |e: crate::pods::Lookup| e.into_error(&logs);
+    let target = match &req.target {
         Target::Pod { namespace, name } => {
             let node = scan(&req.host, procfs)?;
-            let uid = node
-                .find_pod(namespace.as_deref(), name)
-                .map_err(|e| e.into_error(&logs))?;
-            return Ok(Some(target_of(node, uid, None)?));
+            let uid = node.find_pod(namespace.as_deref(), name).map_err(lookup)?;
+            target_of(node, uid, None)?
         }
         Target::PodUid(asked) => {
             let node = scan(&req.host, procfs)?;
-            let uid = node.find_uid(asked).map_err(|e| e.into_error(&logs))?;
-            return Ok(Some(target_of(node, uid, None)?));
+            let uid = node.find_uid(asked).map_err(lookup)?;
+            target_of(node, uid, None)?
         }
         Target::Container(asked) => {
             let node = scan(&req.host, procfs)?;
-            let id = node
-                .find_container(asked)
-                .map_err(|e| e.into_error(&logs))?;
-            let placement = node
+            let id = node.find_container(asked).map_err(lookup)?;
+            let uid = node
                 .processes()
                 .iter()
                 .find(|p| p.placement.container.as_ref().is_some_and(|c| c.id == id))
-                .map(|p| p.placement.clone());
-            let uid = placement
-                .as_ref()
-                .and_then(|p| node.container_ref(p))
+                .and_then(|p| node.container_ref(&p.placement))
                 .map(|c| c.pod.uid)
-                .filter(|u| !u.is_empty());
-            (uid.map(|u| (node, u)), Some(id))
+                .ok_or_else(|| {
+                    Error::Unreachable(format!(
+                        "container {id} runs, but no pod is known for it: its cgroup names no \
+                         pod UID and no link under {} names the container",
+                        req.host.container_logs().display()
+                    ))
+                })?;
+            target_of(node, uid, Some(id))?
         }
         _ => return Ok(None),
     };
-    match (uid, container) {
-        (Some((node, uid)), Some(id)) => target_of(node, uid, Some(id)).map(Some),
-        (None, Some(id)) => Err(Error::Unreachable(format!(
-            "container {id} runs, but no pod is known for it: its cgroup names no pod UID and \
-             no link under {} names the container",
-            req.host.container_logs().display()
-        ))),
-        _ => Ok(None),
-    }
+    Ok(Some(target))
 }
 
 fn target_of(node: Node, uid: String, container: Option<String>) -> Result<PodTarget, Error> {

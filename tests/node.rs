@@ -1098,6 +1098,60 @@ fn a_socket_no_process_holds_is_named_by_its_cgroup() {
     assert!(t.contains("- (cgroup of app)"), "{t}");
 }
 
+#[test]
+fn pods_are_found_from_inside_a_cgroup_namespace() {
+    if !require_root("pods_are_found_from_inside_a_cgroup_namespace") {
+        return;
+    }
+    let node = SimNode::new();
+    let mut pod = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        "default",
+        "details-v1-0",
+        &new_uid(),
+    );
+    let app = pod.container(&node, "details");
+    pod.run(
+        app,
+        "details",
+        &["tcp-listen=0.0.0.0:9080", "udp-bind=[::]:9053"],
+    );
+    let ss = settle(&pod.ns);
+    // podports in its own cgroup namespace, rooted at a sibling of the kubelet's tree: every
+    // pod process's cgroup reads `0::/../kubepods.slice/...` to it.
+    let reader = node.v2.dir("reader");
+    let podports = env!("CARGO_BIN_EXE_podports");
+    let script = format!(
+        "echo 0 > {}/cgroup.procs && exec unshare --cgroup -- sh -c \
+         'cat /proc/{}/cgroup; exec \"$0\" \"$@\"' {podports} --host-root {} -o json --pod \
+         default/details-v1-0",
+        reader.display(),
+        pod.procs[0].pid(),
+        node.root().display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_exit(&out, 0);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (seen, doc) = text.split_once('{').unwrap();
+    assert!(
+        seen.contains("0::/../kubepods.slice/kubepods-burstable.slice/"),
+        "not a relative path: {seen}"
+    );
+    let doc: Document = serde_json::from_str(&format!("{{{doc}")).unwrap();
+    assert_matches_ss(&doc, &ss);
+    assert_eq!(doc.pod, Some(pod.pod_ref()));
+    let owners = owner_containers(&doc);
+    assert_eq!(
+        owners.get(&pod.procs[0].pid()),
+        Some(&(
+            Some("details".into()),
+            Some(pod.containers[app].id.clone()),
+            pod.uid.clone()
+        ))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors, on a fake node (no root needed): a `proc` of cgroup files and ns links.
 

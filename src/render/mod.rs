@@ -5,4 +5,6 @@ pub mod catalog;
 pub mod escape;
 pub mod json;
 pub mod pods;
+pub mod probe;
 pub mod table;
+pub mod watch;

@@ -40,14 +40,15 @@ pub struct Owners {
 }
 
 impl Owners {
-    /// Every (process, fd) holding the socket `inode`, by pid, then fd.
-    pub fn of(&self, inode: u64) -> impl Iterator<Item = (&Arc<ProcessInfo>, i32)> {
+    /// Every (process, fd) holding the socket `inode`, by pid, then fd. Exact-size, so that a
+    /// `collect` allocates exactly as many holders (a guess of 4 per socket was 25 MB at 40k).
+    pub fn of(&self, inode: u64) -> impl ExactSizeIterator<Item = (&Arc<ProcessInfo>, i32)> {
         let start = self.holders.partition_point(|(i, _, _)| *i < inode);
+        let end = self.holders.partition_point(|(i, _, _)| *i <= inode);
         self.holders
-            .get(start..)
+            .get(start..end)
             .unwrap_or_default()
             .iter()
-            .take_while(move |(i, _, _)| *i == inode)
             .map(|(_, p, fd)| (p, *fd))
     }
 }

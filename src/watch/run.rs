@@ -1,0 +1,217 @@
+//! The `--watch` loop: look, compare with the last look, show what changed, wait, again. The
+//! looking and the waiting are passed in, so the loop runs in tests on scripted listings; the
+//! binary passes `inspect` and a wait that ends when stdout's reader is gone.
+
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+use crate::error::Error;
+use crate::inspect::Inspection;
+use crate::probe::human;
+use crate::render::table::Detail;
+use crate::render::watch::{self as view, Frame};
+use crate::watch::diff;
+
+/// How changes are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Redraw the listing with markers (stdout is a terminal, `-o table|wide`).
+    Screen { detail: Detail, color: bool },
+    /// One JSON line per change (`-o json`, or stdout is not a terminal).
+    JsonLines,
+}
+
+/// Why watching stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// A look failed: the target is gone or unreachable.
+    Target(Error),
+    /// Writing failed (a closed stdout is `BrokenPipe`).
+    Output(io::Error),
+}
+
+/// Whether to look again after a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Again,
+    /// The reader of the output is gone: stop quietly.
+    Done,
+}
+
+/// Looks with `look` every `every` (waiting with `wait`) and shows the changes on `out`. The
+/// first look's sockets are all news under JSON Lines (every one is an `appeared` event, so a
+/// reader of the stream alone knows the whole state), and a plain listing on a screen. The
+/// listing's warnings go to `err` when they change (JSON Lines keeps stdout for events).
+/// Returns when `wait` says the reader is gone, or with the first failed look or write.
+pub fn watch(
+    mut look: impl FnMut() -> Result<Inspection, Error>,
+    mut wait: impl FnMut(Duration) -> Next,
+    every: Duration,
+    shown: View,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<(), Stop> {
+    let every_text = human(every);
+    let mut last: Option<Inspection> = None;
+    loop {
+        let now = look().map_err(Stop::Target)?;
+        let before = last.as_ref().map(|l| l.sockets.as_slice()).unwrap_or(&[]);
+        let changes = diff(before, &now.sockets);
+        match shown {
+            View::JsonLines => {
+                view::write_events(out, &changes).map_err(Stop::Output)?;
+                if last.as_ref().map(|l| &l.warnings) != Some(&now.warnings) {
+                    for w in &now.warnings {
+                        let _ = writeln!(err, "podports: warning: {w}");
+                    }
+                }
+            }
+            View::Screen { detail, color } => {
+                let frame = Frame {
+                    every: &every_text,
+                    at: &clock(SystemTime::now()),
+                    first: last.is_none(),
+                };
+                view::write_frame(out, &now, &changes, &frame, detail, color)
+                    .map_err(Stop::Output)?;
+            }
+        }
+        out.flush().map_err(Stop::Output)?;
+        last = Some(now);
+        if wait(every) == Next::Done {
+            return Ok(());
+        }
+    }
+}
+
+/// `13:04:05 UTC`: the time of day of a look (no time zone database in a static binary).
+pub fn clock(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::inspect::{NetnsInfo, Source};
+    use crate::model::{Endpoint, Family, Proto, SockType, Socket, State};
+    use crate::render::watch::WatchEvent;
+
+    fn listing(ports: &[u16]) -> Inspection {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        Inspection {
+            netns: NetnsInfo {
+                inode: Some(1),
+                target: "current".into(),
+            },
+            source: Source::Netlink,
+            sockets: ports
+                .iter()
+                .map(|&port| {
+                    Socket::new(
+                        Proto::Tcp,
+                        Family::Ipv4,
+                        SockType::Stream,
+                        State::Listen,
+                        Endpoint::Inet { addr: any, port },
+                        Endpoint::Inet { addr: any, port: 0 },
+                        u64::from(port),
+                    )
+                })
+                .collect(),
+            warnings: vec!["w".into()],
+            hidden_owners: 0,
+            pod: None,
+            host_network: false,
+            pods: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn json_lines_report_the_first_state_then_each_change() {
+        let mut looks = vec![
+            listing(&[1]),
+            listing(&[1, 2]),
+            listing(&[2]),
+            listing(&[2]),
+        ]
+        .into_iter();
+        let mut waits = 0;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        watch(
+            || Ok(looks.next().unwrap()),
+            |_| {
+                waits += 1;
+                if waits == 4 { Next::Done } else { Next::Again }
+            },
+            Duration::from_secs(2),
+            View::JsonLines,
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
+        let events: Vec<(String, u16)> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let e: WatchEvent = serde_json::from_str(l).unwrap();
+                let port = match e.socket.local {
+                    crate::render::json::EndpointDoc::Inet(i) => i.port,
+                    _ => panic!(),
+                };
+                (e.event, port)
+            })
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                ("appeared".to_string(), 1),
+                ("appeared".to_string(), 2),
+                ("disappeared".to_string(), 1),
+            ]
+        );
+        // Warnings once, while they stay the same.
+        assert_eq!(String::from_utf8(err).unwrap(), "podports: warning: w\n");
+    }
+
+    #[test]
+    fn a_failed_look_stops_with_its_error() {
+        let mut n = 0;
+        let r = watch(
+            || {
+                n += 1;
+                if n == 1 {
+                    Ok(listing(&[1]))
+                } else {
+                    Err(Error::Unreachable("gone".into()))
+                }
+            },
+            |_| Next::Again,
+            Duration::from_secs(1),
+            View::Screen {
+                detail: Detail::Normal,
+                color: false,
+            },
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        assert!(matches!(r, Err(Stop::Target(Error::Unreachable(m))) if m == "gone"));
+    }
+
+    #[test]
+    fn the_clock_is_utc_time_of_day() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 3600 * 13 + 65);
+        assert_eq!(clock(t), "13:01:05 UTC");
+    }
+}

@@ -1,0 +1,678 @@
+//! How podports ships, checked: shell completions and the man page generated from the CLI, the
+//! kubectl plugin's command lines (printed with --dry-run, and really run against a stand-in
+//! kubectl), the Kubernetes manifests and the krew template parsed and held to what the README
+//! promises, the Containerfile and the release profile. Needs no root.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use clap::Parser;
+use podports::cli::Cli;
+use podports::inspect::Target;
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const CAPS: [&str; 3] = ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"];
+
+fn path(rel: &str) -> PathBuf {
+    Path::new(ROOT).join(rel)
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn podports(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run podports")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The image every manifest, the plugin and the Containerfile name.
+fn image() -> String {
+    format!("ghcr.io/podports/podports:{VERSION}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completions and the man page
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let scratch = std::env::temp_dir().join(format!("podports-ship-{}", std::process::id()));
+    fs::create_dir_all(&scratch).unwrap();
+    for (shell, checker) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let out = podports(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.len() > 1000, "{shell}: {} bytes", script.len());
+        // fish names long options without their dashes (`-l watch`).
+        for word in ["podports", "probe", "check", "watch", "netns", "all-pods"] {
+            assert!(script.contains(word), "{shell} completion has no {word}");
+        }
+        // The shell itself reads it, where that shell is installed.
+        let file = scratch.join(format!("podports.{shell}"));
+        fs::write(&file, &script).unwrap();
+        match Command::new(checker).arg("-n").arg(&file).output() {
+            Ok(o) => assert!(o.status.success(), "{checker} -n: {}", text(&o.stderr)),
+            Err(e) => eprintln!("{checker} not installed ({e}): syntax not checked"),
+        }
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    let bad = podports(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("possible values: bash"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn the_man_page_covers_the_options_and_subcommands() {
+    let out = podports(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH podports 1"), "{page}");
+    for word in [
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        ".SH SUBCOMMANDS",
+        "\\-\\-watch",
+        "\\-\\-all\\-pods",
+        "podports\\-probe",
+        "podports\\-completions",
+    ] {
+        assert!(page.contains(word), "man page has no {word}");
+    }
+    // groff reads it without a warning, where groff is installed.
+    if let Ok(mut child) = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success() && o.stderr.is_empty(),
+            "groff: {}",
+            text(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_while_printing_completions_exits_0() {
+    // clap_complete panics on a failed write; podports must not.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["completions", "zsh"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage errors of --watch and probe
+
+#[test]
+fn watch_and_probe_usage_errors_exit_2() {
+    for (args, says) in [
+        (&["--watch", "catalog"][..], "expected a number"),
+        (&["--watch", "0.01"], "shorter than 100ms"),
+        (&["--watch", "-1"], "unexpected argument '-1'"),
+        (&["--watch", "--all-pods"], "--watch looks at one target"),
+        (&["--watch=1", "catalog"], "--watch goes with the listing"),
+        (&["probe", "--timeout", "soon"], "--timeout"),
+        (&["-l", "probe"], "probe looks at the TCP listeners"),
+        (&["probe", "--all-pods"], "probe looks at one target"),
+        (
+            &["probe", "--pid", "1", "--netns", "x"],
+            "cannot be used with",
+        ),
+    ] {
+        let out = podports(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "podports {args:?}: {err}");
+        assert!(err.contains(says), "podports {args:?}: {err}");
+    }
+}
+
+#[test]
+fn watch_and_probe_of_a_missing_namespace_exit_3() {
+    for args in [
+        &["--watch", "--netns", "podports-ship-no-such-netns"][..],
+        &["probe", "--netns", "podports-ship-no-such-netns"],
+    ] {
+        let out = podports(args);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("not found"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kubectl plugin
+
+fn plugin(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(path("deploy/kubectl-podports"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env_remove("PODPORTS_IMAGE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run deploy/kubectl-podports")
+}
+
+fn dry_run(args: &[&str]) -> String {
+    let mut all = vec!["--dry-run"];
+    all.extend_from_slice(args);
+    let out = plugin(&all, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn plugin_dry_run_prints_the_kubectl_debug_command() {
+    let img = image();
+    let base = format!("--image={img} --target=istio-proxy --profile=general --quiet");
+    // Not on a terminal (stdin is /dev/null): -i without -t.
+    assert_eq!(
+        dry_run(&["productpage-v1"]),
+        format!("kubectl debug -i productpage-v1 {base} -- podports\n")
+    );
+    // Options before and after the pod; podports' own flags pass through, after `--` as is.
+    assert_eq!(
+        dry_run(&["-n", "shop", "productpage-v1", "-l", "-o", "wide"]),
+        format!("kubectl debug -i productpage-v1 --namespace=shop {base} -- podports -l -o wide\n")
+    );
+    assert_eq!(
+        dry_run(&[
+            "productpage-v1",
+            "--namespace=shop",
+            "probe",
+            "--timeout",
+            "1s"
+        ]),
+        format!(
+            "kubectl debug -i productpage-v1 --namespace=shop {base} -- podports probe \
+             --timeout 1s\n"
+        )
+    );
+    assert_eq!(
+        dry_run(&[
+            "--context",
+            "prod",
+            "p",
+            "--",
+            "-n",
+            "x",
+            "--watch",
+            "it's a b"
+        ]),
+        format!(
+            "kubectl --context=prod debug -i p {base} -- podports -n x --watch 'it'\\''s a b'\n"
+        )
+    );
+    // Another image, another sidecar, root.
+    assert_eq!(
+        dry_run(&[
+            "--image",
+            "registry.local/podports:dev",
+            "--target=linkerd-proxy",
+            "--root",
+            "--kubeconfig=/tmp/kc",
+            "web-0",
+            "check",
+            "--profile",
+            "linkerd-proxy",
+        ]),
+        "kubectl --kubeconfig=/tmp/kc debug -i web-0 --image=registry.local/podports:dev \
+         --target=linkerd-proxy --profile=general --quiet --custom=/dev/fd/3 -- podports check \
+         --profile linkerd-proxy 3<<<'{\"securityContext\":{\"runAsUser\":0,\"runAsNonRoot\":false}}'\n"
+    );
+    // kubectl's --profile is --debug-profile: --profile after the pod is `check --profile`.
+    assert_eq!(
+        dry_run(&[
+            "--debug-profile=sysadmin",
+            "p",
+            "check",
+            "--profile",
+            "istio-sidecar"
+        ]),
+        "kubectl debug -i p --image=ghcr.io/podports/podports:0.1.0 --target=istio-proxy \
+         --profile=sysadmin --quiet -- podports check --profile istio-sidecar\n"
+            .replace("0.1.0", VERSION)
+    );
+    // PODPORTS_IMAGE sets the default; --image wins over it.
+    let out = plugin(&["--dry-run", "p"], &[("PODPORTS_IMAGE", "mine/pp:1")]);
+    assert!(
+        text(&out.stdout).contains(" --image=mine/pp:1 "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = plugin(
+        &["--dry-run", "--image=theirs/pp:2", "p"],
+        &[("PODPORTS_IMAGE", "mine/pp:1")],
+    );
+    assert!(
+        text(&out.stdout).contains(" --image=theirs/pp:2 "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn plugin_usage_errors_exit_2() {
+    for (args, says) in [
+        (&[][..], "Usage: kubectl podports"),
+        (&["--dry-run"], "Usage: kubectl podports"),
+        (&["-n"], "-n needs a value"),
+        (&["p", "--image"], "--image needs a value"),
+        (&["--image=", "p"], "--image needs an image"),
+    ] {
+        let out = plugin(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let help = plugin(&["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("--dry-run"));
+}
+
+#[test]
+fn plugin_runs_exactly_what_dry_run_prints() {
+    // A stand-in kubectl that prints its arguments, one per line, and what fd 3 holds.
+    let dir = std::env::temp_dir().join(format!("podports-ship-kubectl-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("kubectl");
+    fs::write(
+        &fake,
+        "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\n\
+         if [ -r /dev/fd/3 ]; then printf 'fd3=%s\\n' \"$(cat /dev/fd/3)\"; fi\nexit 7\n",
+    )
+    .unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let path_env = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| plugin(args, &[("PATH", &path_env)]);
+
+    let out = run(&["-n", "shop", "p", "--", "-o", "json", "a b"]);
+    // kubectl's exit code is the plugin's.
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let img = image();
+    let expected: Vec<String> = [
+        "debug",
+        "-i",
+        "p",
+        "--namespace=shop",
+        &format!("--image={img}"),
+        "--target=istio-proxy",
+        "--profile=general",
+        "--quiet",
+        "--",
+        "podports",
+        "-o",
+        "json",
+        "a b",
+    ]
+    .iter()
+    .map(|a| format!("[{a}]"))
+    .collect();
+    assert_eq!(text(&out.stdout).lines().collect::<Vec<_>>(), expected);
+
+    let out = run(&["--root", "p"]);
+    let got = text(&out.stdout);
+    assert!(got.contains("[--custom=/dev/fd/3]\n"), "{got}");
+    assert!(
+        got.ends_with("fd3={\"securityContext\":{\"runAsUser\":0,\"runAsNonRoot\":false}}\n"),
+        "{got}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(&read(rel))
+        .unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
+}
+
+/// `v["a"]["b"][0]`, by a path such as `spec.template.spec.containers.0.name`.
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = match key.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[key],
+        };
+    }
+    cur
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("not a string: {s}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// What the README promises of a podports container on a node: the static binary, the sweep,
+/// root with exactly the three capabilities and nothing else, the host's / read-only.
+fn check_node_container(c: &Value, pod: &Value, what: &str) {
+    assert_eq!(at(c, "image"), &Value::from(image()), "{what}");
+    assert_eq!(
+        strings(at(c, "command")),
+        ["/usr/local/bin/podports"],
+        "{what}"
+    );
+    let args = strings(at(c, "args"));
+    assert_eq!(
+        args,
+        ["--all-pods", "-o", "json", "--host-root", "/host"],
+        "{what}"
+    );
+    // The CLI takes these flags, and they mean a sweep of the node rooted at /host.
+    let cli = Cli::try_parse_from(std::iter::once("podports".to_string()).chain(args))
+        .unwrap_or_else(|e| panic!("{what}: podports does not take its args: {e}"));
+    let req = cli.request().unwrap();
+    assert!(
+        matches!(req.target, Target::AllPods { namespace: None }),
+        "{what}"
+    );
+    assert_eq!(cli.host_root, PathBuf::from("/host"));
+
+    let sc = at(c, "securityContext");
+    assert_eq!(at(sc, "runAsUser"), &Value::from(0), "{what}");
+    assert_eq!(at(sc, "runAsNonRoot"), &Value::from(false), "{what}");
+    assert_eq!(at(sc, "privileged"), &Value::from(false), "{what}");
+    assert_eq!(
+        at(sc, "readOnlyRootFilesystem"),
+        &Value::from(true),
+        "{what}"
+    );
+    assert_eq!(strings(at(sc, "capabilities.drop")), ["ALL"], "{what}");
+    let add: BTreeSet<String> = strings(at(sc, "capabilities.add")).into_iter().collect();
+    let want: BTreeSet<String> = CAPS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        add, want,
+        "{what}: exactly SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH"
+    );
+    assert_eq!(
+        at(sc, "seccompProfile.type"),
+        &Value::from("RuntimeDefault")
+    );
+
+    let mounts = at(c, "volumeMounts").as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{what}");
+    let m = &mounts[0];
+    assert_eq!(at(m, "mountPath"), &Value::from("/host"), "{what}");
+    assert_eq!(at(m, "readOnly"), &Value::from(true), "{what}");
+    let vol = at(pod, "volumes")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == m["name"])
+        .unwrap_or_else(|| panic!("{what}: no volume {}", m["name"]));
+    assert_eq!(at(vol, "hostPath.path"), &Value::from("/"), "{what}");
+
+    assert_eq!(at(pod, "hostPID"), &Value::from(true), "{what}");
+    assert!(pod.get("hostNetwork").is_none(), "{what}: no hostNetwork");
+    assert!(pod.get("hostIPC").is_none(), "{what}: no hostIPC");
+    assert_eq!(at(pod, "automountServiceAccountToken"), &Value::from(false));
+    assert_eq!(
+        at(pod, "tolerations.0.operator"),
+        "Exists",
+        "{what}: every node"
+    );
+}
+
+fn check_namespace(doc: &Value, what: &str) {
+    assert_eq!(doc["kind"], "Namespace", "{what}");
+    assert_eq!(at(doc, "metadata.name"), "podports", "{what}");
+    assert_eq!(
+        doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "privileged",
+        "{what}: hostPID and capabilities need the privileged Pod Security level"
+    );
+}
+
+#[test]
+fn the_daemonset_sweeps_every_node_with_the_least_privilege() {
+    let docs = yaml_docs("deploy/daemonset.yaml");
+    assert_eq!(docs.len(), 2);
+    check_namespace(&docs[0], "daemonset.yaml");
+    let ds = &docs[1];
+    assert_eq!(ds["apiVersion"], "apps/v1");
+    assert_eq!(ds["kind"], "DaemonSet");
+    assert_eq!(at(ds, "metadata.namespace"), "podports");
+    let pod = at(ds, "spec.template.spec");
+    assert_eq!(
+        at(ds, "spec.selector.matchLabels"),
+        at(ds, "spec.template.metadata.labels")
+    );
+    // The sweep runs once per node, its JSON Lines in its log; then the pod idles.
+    let init = at(pod, "initContainers").as_array().unwrap();
+    assert_eq!(init.len(), 1);
+    assert_eq!(init[0]["name"], "sweep");
+    check_node_container(&init[0], pod, "daemonset sweep");
+    let idle = at(pod, "containers").as_array().unwrap();
+    assert_eq!(idle.len(), 1);
+    assert!(
+        idle[0]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry.k8s.io/pause:")
+    );
+    assert_eq!(
+        at(&idle[0], "securityContext.runAsNonRoot"),
+        &Value::from(true)
+    );
+    assert_eq!(
+        strings(at(&idle[0], "securityContext.capabilities.drop")),
+        ["ALL"]
+    );
+    assert!(idle[0].get("volumeMounts").is_none());
+}
+
+#[test]
+fn the_job_lists_one_node() {
+    let docs = yaml_docs("deploy/job.yaml");
+    assert_eq!(docs.len(), 2);
+    check_namespace(&docs[0], "job.yaml");
+    let job = &docs[1];
+    assert_eq!(job["apiVersion"], "batch/v1");
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(at(job, "metadata.name"), "podports-NODE_NAME");
+    assert_eq!(at(job, "spec.backoffLimit"), &Value::from(0));
+    assert!(at(job, "spec.ttlSecondsAfterFinished").is_u64());
+    let pod = at(job, "spec.template.spec");
+    assert_eq!(at(pod, "nodeName"), "NODE_NAME");
+    assert_eq!(at(pod, "restartPolicy"), "Never");
+    let cs = at(pod, "containers").as_array().unwrap();
+    assert_eq!(cs.len(), 1);
+    check_node_container(&cs[0], pod, "job");
+    // The one-command use in the file's header works as written.
+    assert!(
+        read("deploy/job.yaml")
+            .contains("sed 's/NODE_NAME/node-1/g' deploy/job.yaml | kubectl apply -f -")
+    );
+}
+
+#[test]
+fn the_krew_template_installs_the_plugin() {
+    let docs = yaml_docs("deploy/krew/podports.yaml");
+    assert_eq!(docs.len(), 1);
+    let p = &docs[0];
+    assert_eq!(
+        p["apiVersion"],
+        "krew.googlecontainertools.github.com/v1alpha2"
+    );
+    assert_eq!(p["kind"], "Plugin");
+    assert_eq!(at(p, "metadata.name"), "podports");
+    assert_eq!(at(p, "spec.version"), "${VERSION}");
+    let platforms = at(p, "spec.platforms").as_array().unwrap();
+    assert!(!platforms.is_empty());
+    for pl in platforms {
+        assert_eq!(pl["bin"], "kubectl-podports");
+        assert_eq!(pl["sha256"], "${SHA256}");
+        assert!(
+            pl["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("/${VERSION}/kubectl-podports.tar.gz")
+        );
+        assert_eq!(at(pl, "files.0.from"), "kubectl-podports");
+        let oses = strings(at(pl, "selector.matchExpressions.0.values"));
+        assert!(oses.contains(&"linux".to_string()), "{oses:?}");
+    }
+    assert!(at(p, "spec.shortDescription").as_str().unwrap().len() <= 60);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image, the static binary, versions
+
+#[test]
+fn the_containerfile_builds_the_static_binary_into_a_non_root_scratch_image() {
+    let file = read("Containerfile");
+    let lines: Vec<&str> = file
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let stages: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "a build stage and the image");
+    let last = &lines[stages[1]..];
+    assert_eq!(last[0], "FROM scratch");
+    assert_eq!(
+        last[1],
+        "COPY --from=build /src/target/x86_64-unknown-linux-musl/release/podports \
+         /usr/local/bin/podports"
+    );
+    let user = last.iter().find_map(|l| l.strip_prefix("USER ")).unwrap();
+    assert_eq!(user, "65532:65532", "non-root by default");
+    assert!(last.contains(&"ENTRYPOINT [\"/usr/local/bin/podports\"]"));
+    // Nothing else in the image.
+    let copies = last
+        .iter()
+        .filter(|l| l.starts_with("COPY") || l.starts_with("ADD"))
+        .count();
+    assert_eq!(copies, 1);
+    let build = &lines[stages[0]..stages[1]];
+    assert!(
+        build
+            .iter()
+            .any(|l| l.starts_with(&format!("RUN {}", static_build()))),
+        "{build:?}"
+    );
+    assert!(
+        file.contains(&format!("-t {} .", image())),
+        "the header's command tags the image"
+    );
+}
+
+/// The one documented command for the static binary.
+fn static_build() -> &'static str {
+    "cargo build --release --locked --target x86_64-unknown-linux-musl"
+}
+
+#[test]
+fn the_release_profile_makes_a_small_binary() {
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    let release = &manifest["profile"]["release"];
+    assert_eq!(release["lto"].as_bool(), Some(true));
+    assert_eq!(release["codegen-units"].as_integer(), Some(1));
+    assert_eq!(release["strip"].as_bool(), Some(true));
+}
+
+#[test]
+fn one_version_everywhere() {
+    let plugin = read("deploy/kubectl-podports");
+    assert!(
+        plugin.contains(&format!("\nVERSION={VERSION}\n")),
+        "plugin VERSION"
+    );
+    assert!(
+        read("Containerfile").contains(&format!("org.opencontainers.image.version=\"{VERSION}\""))
+    );
+    for manifest in ["deploy/daemonset.yaml", "deploy/job.yaml"] {
+        assert!(
+            read(manifest).contains(&format!("image: {}", image())),
+            "{manifest}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_gives_each_install_its_one_command() {
+    let readme = read("README.md");
+    let install = readme
+        .split("\n## Install")
+        .nth(1)
+        .expect("README has an Install section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    for command in [
+        "cargo install --locked --path .",
+        static_build(),
+        &format!("docker build -f Containerfile -t {} .", image()),
+        "kubectl apply -f deploy/daemonset.yaml",
+        "sed 's/NODE_NAME/node-1/g' deploy/job.yaml | kubectl apply -f -",
+        "install -m 0755 deploy/kubectl-podports /usr/local/bin/kubectl-podports",
+        "podports completions bash",
+        "podports man",
+    ] {
+        assert!(
+            install.contains(command),
+            "README install section lacks `{command}`"
+        );
+    }
+}
