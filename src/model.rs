@@ -272,8 +272,8 @@ pub struct Holder {
     /// What the classification rests on (for `-o wide`), e.g. "exe envoy, parent pilot-agent".
     pub basis: String,
     /// The pod container the process runs in, from its cgroup (None off a node, or outside
-    /// any pod).
-    pub container: Option<ContainerRef>,
+    /// any pod). Shared by every holder of one process: Envoy holds thousands of sockets.
+    pub container: Option<std::sync::Arc<ContainerRef>>,
 }
 
 /// A pod on this node, as the kubelet's log directories name it. The UID comes from the
@@ -343,8 +343,8 @@ pub struct Socket {
     pub cgroup_id: Option<u64>,
     pub holders: Vec<Holder>,
     /// For a socket no visible process holds: the pod container whose cgroup created it,
-    /// found through `cgroup_id` (cgroup v2).
-    pub cgroup_owner: Option<ContainerRef>,
+    /// found through `cgroup_id` (cgroup v2). Boxed: most sockets have none (issue 5).
+    pub cgroup_owner: Option<Box<ContainerRef>>,
     /// Boxed: most sockets have none, and inline they were half of every socket's size (at
     /// 40k sockets, 10 MB; issue 5).
     pub role: Option<Box<Role>>,

@@ -4,6 +4,7 @@
 //! that names each socket owner's pod and container. Reads through `sys` only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::annotate;
 use crate::catalog::Catalog;
@@ -165,7 +166,7 @@ pub fn place(
         }
     };
     // Once per process: Envoy holds thousands of sockets.
-    let mut named: HashMap<i32, Option<ContainerRef>> = HashMap::new();
+    let mut named: HashMap<i32, Option<Arc<ContainerRef>>> = HashMap::new();
     for s in sockets.iter_mut() {
         for h in &mut s.holders {
             h.container = named
@@ -173,6 +174,7 @@ pub fn place(
                 .or_insert_with(|| {
                     node.process(h.process.pid)
                         .and_then(|p| node.container_ref(&p.placement))
+                        .map(Arc::new)
                 })
                 .clone();
         }
@@ -214,7 +216,8 @@ fn cgroup_owners(host: &HostRoot, node: &Node, sockets: &mut [Socket]) {
             .cgroup_id
             .and_then(|id| paths.get(&id))
             .and_then(|path| cgroup::parse_path(path))
-            .and_then(|placement| node.container_ref(&placement));
+            .and_then(|placement| node.container_ref(&placement))
+            .map(Box::new);
     }
 }
 

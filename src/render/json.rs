@@ -175,7 +175,8 @@ pub fn write(out: &mut impl Write, ins: &Inspection) -> io::Result<()> {
         ))
         .map_err(io::Error::from)?;
     let Some((head, tail, depth)) = split_at_marker(&frame) else {
-        // Never expected (the marker is no text a target controls), but then: one at a time.
+        // Some text of the frame holds the marker itself (a namespace path may): then the
+        // sockets go one at a time, through serde.
         let mut serializer = serde_json::Serializer::with_formatter(out, Pretty::default());
         return with_sockets(ins, Streamed(&ins.sockets))
             .serialize(&mut serializer)
@@ -479,7 +480,7 @@ fn process_doc(h: &Holder) -> ProcessDoc {
         cmdline: p.cmdline.iter().map(RawText::lossy).collect(),
         cmdline_hex,
         netns_inode: p.netns_inode,
-        container: h.container.as_ref().and_then(container_doc),
+        container: h.container.as_deref().and_then(container_doc),
         pod: h.container.as_ref().map(|c| c.pod.clone()),
     }
 }
@@ -621,5 +622,19 @@ mod tests {
                 got.iter().zip(&want).position(|(a, b)| a != b)
             );
         }
+    }
+
+    /// A label that holds the marker itself: the frame cannot be split, and the sockets are
+    /// written one at a time instead, to the same bytes.
+    #[test]
+    fn a_label_holding_the_marker_falls_back_to_the_same_bytes() {
+        let mut ins = inspection(3);
+        ins.netns.target = MARKER.to_string();
+        let frame = serde_json::to_vec_pretty(&with_sockets(&ins, Marker)).unwrap();
+        assert!(split_at_marker(&frame).is_none());
+        let want = serde_json::to_vec_pretty(&document(&ins)).unwrap();
+        let mut got = Vec::new();
+        write(&mut got, &ins).unwrap();
+        assert!(got == want);
     }
 }

@@ -118,7 +118,7 @@ mod tests {
                 fd: 3,
                 kind: Kind::App,
                 basis: String::new(),
-                container: Some(c),
+                container: Some(Arc::new(c)),
             });
         }
         s
@@ -130,7 +130,7 @@ mod tests {
         let p = pod("default", "productpage-v1", "1111");
         let z = pod("istio-system", "ztunnel-x7k2p", "2222");
         let mut orphan = listen(9443, None);
-        orphan.cgroup_owner = Some(container(&p, "app"));
+        orphan.cgroup_owner = Some(Box::new(container(&p, "app")));
         let ins = Inspection {
             netns: NetnsInfo {
                 inode: Some(7),
