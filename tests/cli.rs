@@ -232,3 +232,44 @@ fn a_kernel_thread_is_not_a_target() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("is a kernel thread"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_pid_reused_while_its_namespace_is_opened_is_refused() {
+    // A fake /proc whose <pid>/stat is a FIFO: the first read shows one process, the second
+    // (after the namespace was opened) a later process with the same pid.
+    let root = std::env::temp_dir().join(format!("podports-reuse-{}", std::process::id()));
+    let dir = root.join("4242");
+    std::fs::create_dir_all(dir.join("ns")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/ns/net", dir.join("ns/net")).unwrap();
+    let fifo = dir.join("stat");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (fifo, stop) = (fifo.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // Serve every read (a podports without the check would read on and list).
+            for start in std::iter::once(1000).chain(std::iter::repeat(2000)) {
+                let stat = format!(
+                    "4242 (myapp) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0 \
+                     18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+                );
+                // Blocks until a reader opens the FIFO.
+                let _ = std::fs::write(&fifo, stat);
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                // Let that reader see EOF and close before the next write, so no read ever
+                // sees two contents.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    let o = podports(&["--proc-root", root.to_str().unwrap(), "--pid", "4242"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Release the writer from its last blocking open.
+    let _ = std::fs::read(&fifo);
+    writer.join().unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("was reused"), "{}", stderr(&o));
+}
