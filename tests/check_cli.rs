@@ -2,40 +2,17 @@
 //! JSON report read back, and JUnit XML parsed back. These need no privilege: they check the
 //! test's own network namespace, with a listener the test opens itself.
 
+mod common;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::compare::{assert_exit, podports, stderr};
 use podports::check::eval::{CheckKind, Status};
 use podports::check::report::CheckDocument;
-
-fn podports(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podports"))
-        .args(args)
-        .output()
-        .expect("run podports")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-    let e = stderr(o);
-    assert!(
-        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
-        "{e}"
-    );
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,31 +1,13 @@
 //! The command-line contract: exit codes, error wording, and JSON that reads back into the
 //! documented types. These need no privilege.
 
+mod common;
+
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 
+use common::compare::{assert_exit, podports, stderr};
 use podports::render::json::Document;
-
-fn podports(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podports"))
-        .args(args)
-        .output()
-        .expect("run podports")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-}
 
 /// No error may look like a crash.
 fn assert_no_panic(o: &Output) {

@@ -4,28 +4,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use common::{Netns, Proc, Scratch, SsSocket, eventually, install_as, require_root, ss_sockets};
+use common::compare::{
+    Key, Owners, assert_matches_ss, ends, key_of_doc, key_of_ss, owners_of_doc, podports, settle,
+};
+use common::{Netns, Proc, Scratch, install_as, require_root};
 use podports::render::json::{Document, EndpointDoc, SocketDoc};
-
-/// A socket as both sides can describe it: proto, state, local end, remote end, inode, queues.
-type Key = (String, String, String, String, u64, u64, u64);
-/// (comm, pid, fd) of every holder.
-type Owners = Vec<(String, i32, i32)>;
-
-fn podports(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podports"))
-        .args(args)
-        .output()
-        .expect("run podports")
-}
 
 fn json(args: &[&str]) -> Document {
     let mut all = vec!["-o", "json"];
@@ -42,134 +31,6 @@ fn json(args: &[&str]) -> Document {
             "podports {all:?}: not a JSON document ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
-    })
-}
-
-/// `127.0.0.1:15000`, `[::]:15001`, `0.0.0.0:*`: the ss form.
-fn inet_text(addr: &str, port: u16) -> String {
-    let port = if port == 0 {
-        "*".to_string()
-    } else {
-        port.to_string()
-    };
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
-fn ends(s: &SocketDoc) -> (String, String) {
-    let local = match &s.local {
-        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
-        EndpointDoc::UnixLocal(u) => u.path.clone().unwrap_or_else(|| "*".into()),
-        EndpointDoc::UnixPeer(_) => panic!("a peer as the local end: {s:?}"),
-    };
-    let remote = match &s.remote {
-        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
-        EndpointDoc::UnixPeer(p) => format!("peer:{}", p.peer_inode.unwrap_or(0)),
-        EndpointDoc::UnixLocal(_) => panic!("a local end as the remote: {s:?}"),
-    };
-    (local, remote)
-}
-
-fn key_of_doc(s: &SocketDoc, queues: bool) -> Key {
-    let (local, remote) = ends(s);
-    let proto = serde_json::to_value(s.proto).unwrap();
-    let (rq, sq) = if queues {
-        (u64::from(s.recv_q), u64::from(s.send_q))
-    } else {
-        (0, 0)
-    };
-    (
-        proto.as_str().unwrap().to_string(),
-        s.state.clone(),
-        local,
-        remote,
-        s.inode,
-        rq,
-        sq,
-    )
-}
-
-fn key_of_ss(s: &SsSocket, queues: bool) -> Key {
-    let remote = if s.proto == "unix" {
-        format!("peer:{}", s.peer_inode.unwrap_or(0))
-    } else {
-        s.peer()
-    };
-    let (rq, sq) = if queues { (s.recv_q, s.send_q) } else { (0, 0) };
-    (
-        s.proto.clone(),
-        s.state.clone(),
-        s.local(),
-        remote,
-        s.inode,
-        rq,
-        sq,
-    )
-}
-
-fn owners_of_doc(s: &SocketDoc) -> Owners {
-    let mut o: Owners = s
-        .processes
-        .iter()
-        .map(|p| (p.comm.clone(), p.pid, p.fd))
-        .collect();
-    o.sort();
-    o
-}
-
-/// Asserts podports and ss list the same sockets (as a multiset) with the same owners.
-fn assert_matches_ss(doc: &Document, ss: &[SsSocket]) {
-    let mut ours: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
-    for s in &doc.sockets {
-        ours.entry(key_of_doc(s, true))
-            .or_default()
-            .push(owners_of_doc(s));
-    }
-    let mut theirs: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
-    for s in ss {
-        let mut users = s.users.clone();
-        users.sort();
-        theirs.entry(key_of_ss(s, true)).or_default().push(users);
-    }
-    for v in ours.values_mut().chain(theirs.values_mut()) {
-        v.sort();
-    }
-    let only_ours: Vec<_> = ours
-        .iter()
-        .filter(|(k, _)| !theirs.contains_key(*k))
-        .collect();
-    let only_ss: Vec<_> = theirs
-        .iter()
-        .filter(|(k, _)| !ours.contains_key(*k))
-        .collect();
-    assert!(
-        only_ours.is_empty() && only_ss.is_empty(),
-        "podports and ss disagree\nonly podports: {only_ours:#?}\nonly ss: {only_ss:#?}"
-    );
-    for (k, owners) in &ours {
-        assert_eq!(Some(owners), theirs.get(k), "owners of {k:?}");
-    }
-    assert_eq!(doc.sockets.len(), ss.len());
-}
-
-/// Connections a helper has not accepted yet have no owner and inode 0; wait until none is
-/// left, so that podports and ss see the same settled namespace.
-fn settle(ns: &Netns) -> Vec<SsSocket> {
-    eventually("every connection accepted", Duration::from_secs(10), || {
-        let ss = ss_sockets(ns);
-        let pending: Vec<_> = ss
-            .iter()
-            .filter(|s| s.inode == 0 && s.state != "TIME_WAIT")
-            .map(|s| s.line.clone())
-            .collect();
-        if pending.is_empty() {
-            Ok(ss)
-        } else {
-            Err(format!("{pending:?}"))
-        }
     })
 }
 

@@ -17,34 +17,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Netns, Proc, Scratch, SsSocket, eventually, install_as, require_root, ss_sockets};
+use common::compare::{Key, assert_exit, assert_matches_ss, key_of_doc, podports, settle, stderr};
+use common::{Netns, Proc, Scratch, eventually, install_as, require_root, ss_sockets};
 use podports::model::PodRef;
-use podports::render::json::{Document, EndpointDoc, SocketDoc};
+use podports::render::json::{Document, SocketDoc};
 
 // ---------------------------------------------------------------------------------------------
 // Running podports
-
-fn podports(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podports"))
-        .args(args)
-        .output()
-        .expect("run podports")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-}
 
 /// `podports --host-root ROOT -o json ARGS`, one document.
 fn json(root: &Path, args: &[&str]) -> Document {
@@ -90,116 +69,8 @@ fn table(root: &Path, args: &[&str]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Comparing with ss (as tests/netns.rs does)
 
-/// proto, state, local end, remote end, inode, recv-q, send-q.
-type Key = (String, String, String, String, u64, u64, u64);
-/// (comm, pid, fd) of every holder.
-type Owners = Vec<(String, i32, i32)>;
-
-fn inet_text(addr: &str, port: u16) -> String {
-    let port = if port == 0 {
-        "*".to_string()
-    } else {
-        port.to_string()
-    };
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
-fn ends(s: &SocketDoc) -> (String, String) {
-    let local = match &s.local {
-        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
-        EndpointDoc::UnixLocal(u) => u.path.clone().unwrap_or_else(|| "*".into()),
-        EndpointDoc::UnixPeer(_) => panic!("a peer as the local end: {s:?}"),
-    };
-    let remote = match &s.remote {
-        EndpointDoc::Inet(e) => inet_text(&e.addr, e.port),
-        EndpointDoc::UnixPeer(p) => format!("peer:{}", p.peer_inode.unwrap_or(0)),
-        EndpointDoc::UnixLocal(_) => panic!("a local end as the remote: {s:?}"),
-    };
-    (local, remote)
-}
-
-fn key_of_doc(s: &SocketDoc) -> Key {
-    let (local, remote) = ends(s);
-    let proto = serde_json::to_value(s.proto).unwrap();
-    (
-        proto.as_str().unwrap().to_string(),
-        s.state.clone(),
-        local,
-        remote,
-        s.inode,
-        u64::from(s.recv_q),
-        u64::from(s.send_q),
-    )
-}
-
-fn key_of_ss(s: &SsSocket) -> Key {
-    let remote = if s.proto == "unix" {
-        format!("peer:{}", s.peer_inode.unwrap_or(0))
-    } else {
-        s.peer()
-    };
-    (
-        s.proto.clone(),
-        s.state.clone(),
-        s.local(),
-        remote,
-        s.inode,
-        s.recv_q,
-        s.send_q,
-    )
-}
-
-/// podports and ss list the same sockets (as a multiset) with the same owners.
-fn assert_matches_ss(doc: &Document, ss: &[SsSocket]) {
-    let mut ours: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
-    for s in &doc.sockets {
-        let mut o: Owners = s
-            .processes
-            .iter()
-            .map(|p| (p.comm.clone(), p.pid, p.fd))
-            .collect();
-        o.sort();
-        ours.entry(key_of_doc(s)).or_default().push(o);
-    }
-    let mut theirs: BTreeMap<Key, Vec<Owners>> = BTreeMap::new();
-    for s in ss {
-        let mut users = s.users.clone();
-        users.sort();
-        theirs.entry(key_of_ss(s)).or_default().push(users);
-    }
-    for v in ours.values_mut().chain(theirs.values_mut()) {
-        v.sort();
-    }
-    assert_eq!(
-        ours, theirs,
-        "podports ({}) and ss disagree",
-        doc.netns.target
-    );
-}
-
-/// Waits until every connection is accepted (none left with inode 0 but TIME_WAIT).
-fn settle(ns: &Netns) -> Vec<SsSocket> {
-    eventually("every connection accepted", Duration::from_secs(10), || {
-        let ss = ss_sockets(ns);
-        let pending: Vec<_> = ss
-            .iter()
-            .filter(|s| s.inode == 0 && s.state != "TIME_WAIT")
-            .map(|s| s.line.clone())
-            .collect();
-        if pending.is_empty() {
-            Ok(ss)
-        } else {
-            Err(format!("{pending:?}"))
-        }
-    })
-}
-
 fn keys(doc: &Document) -> Vec<Key> {
-    let mut k: Vec<Key> = doc.sockets.iter().map(key_of_doc).collect();
+    let mut k: Vec<Key> = doc.sockets.iter().map(|s| key_of_doc(s, true)).collect();
     k.sort();
     k
 }

@@ -5,6 +5,8 @@
 //! leftovers of a dead test process are the one exception: they are swept).
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
