@@ -7,31 +7,12 @@ mod common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::compare::{json, podports};
 use common::{Netns, Proc, Scratch, install_as, require_root};
 use podports::render::json::{Document, EndpointDoc};
-
-fn podports<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podports"))
-        .args(args)
-        .output()
-        .expect("run podports")
-}
-
-fn json(args: &[&str]) -> Document {
-    let mut all = vec!["-o", "json"];
-    all.extend_from_slice(args);
-    let out = podports(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON document")
-}
 
 fn kind(p: &podports::render::json::ProcessDoc) -> String {
     serde_json::to_value(p.kind)

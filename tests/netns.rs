@@ -11,28 +11,11 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::compare::{
-    Key, Owners, assert_matches_ss, ends, key_of_doc, key_of_ss, owners_of_doc, podports, settle,
+    Key, Owners, assert_matches_ss, ends, json, key_of_doc, key_of_ss, owners_of_doc, podports,
+    settle,
 };
 use common::{Netns, Proc, Scratch, install_as, require_root};
 use podports::render::json::{Document, EndpointDoc, SocketDoc};
-
-fn json(args: &[&str]) -> Document {
-    let mut all = vec!["-o", "json"];
-    all.extend_from_slice(args);
-    let out = podports(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "podports {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "podports {all:?}: not a JSON document ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
 
 fn sockets_of(doc: &Document, pid: i32) -> Vec<&SocketDoc> {
     doc.sockets

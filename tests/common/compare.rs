@@ -16,11 +16,30 @@ pub type Key = (String, String, String, String, u64, u64, u64);
 pub type Owners = Vec<(String, i32, i32)>;
 
 /// Runs the podports binary under test.
-pub fn podports(args: &[&str]) -> Output {
+pub fn podports<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_podports"))
         .args(args)
         .output()
         .expect("run podports")
+}
+
+/// `podports -o json ARGS`, which must succeed, read back into the documented type.
+pub fn json(args: &[&str]) -> Document {
+    let mut all = vec!["-o", "json"];
+    all.extend_from_slice(args);
+    let out = podports(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "podports {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "podports {all:?}: not a JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 pub fn stderr(o: &Output) -> String {
