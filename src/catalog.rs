@@ -286,8 +286,9 @@ impl Catalog {
     }
 }
 
-/// A catalog path without leading `/` and `./`, as pilot-agent's relative binds show it.
-fn relative(path: &str) -> &str {
+/// A unix path without leading `/` and `./`, as pilot-agent's relative binds show it. The one
+/// rule for comparing unix paths, shared by the catalog and `check`.
+pub fn relative(path: &str) -> &str {
     let mut p = path;
     loop {
         if let Some(rest) = p.strip_prefix("./") {
@@ -300,8 +301,9 @@ fn relative(path: &str) -> &str {
     }
 }
 
-/// `path` is `suffix`, or ends with `/` + `suffix`.
-fn suffix_on_boundary(path: &[u8], suffix: &[u8]) -> bool {
+/// `path` is `suffix`, or ends with `/` + `suffix`: `etc/istio/proxy/XDS` matches
+/// `/etc/istio/proxy/XDS`, never `fooetc/istio/proxy/XDS`.
+pub fn suffix_on_boundary(path: &[u8], suffix: &[u8]) -> bool {
     !suffix.is_empty()
         && path
             .strip_suffix(suffix)

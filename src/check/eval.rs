@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Bind;
+use crate::catalog::{Bind, suffix_on_boundary};
 use crate::check::expect::{BindSpec, Expectations, Forbid, Listen, Owner, Target, UnixKey};
 use crate::inspect::{Inspection, Source};
 use crate::model::{Endpoint, Kind, Proto, RawText, SockType, Socket, State, UnixName};
@@ -193,21 +193,14 @@ fn on_target(s: &Socket, target: &Target) -> bool {
     match (&s.local, target) {
         (Endpoint::Inet { port, .. }, Target::Inet { port: want, .. }) => port == want,
         (Endpoint::UnixLocal(name), Target::Unix { .. }) => match (name, target.unix_key()) {
-            (UnixName::Path(p), Some(UnixKey::Path(k))) => suffix_on_boundary(p.as_bytes(), k),
+            (UnixName::Path(p), Some(UnixKey::Path(k))) => {
+                suffix_on_boundary(p.as_bytes(), k.as_bytes())
+            }
             (UnixName::Abstract(a), Some(UnixKey::Abstract(k))) => a.as_bytes() == k.as_bytes(),
             _ => false,
         },
         _ => false,
     }
-}
-
-/// `etc/istio/proxy/XDS` matches `etc/istio/proxy/XDS`, `/etc/istio/proxy/XDS` and
-/// `/host/etc/istio/proxy/XDS`, never `fooetc/istio/proxy/XDS` (as the catalog matches).
-fn suffix_on_boundary(path: &[u8], suffix: &str) -> bool {
-    !suffix.is_empty()
-        && path
-            .strip_suffix(suffix.as_bytes())
-            .is_some_and(|head| head.is_empty() || head.ends_with(b"/"))
 }
 
 fn addr_of(s: &Socket) -> Option<IpAddr> {

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use crate::catalog::Bind;
+use crate::catalog::{Bind, relative};
 use crate::check::profiles;
 use crate::model::{Holder, Kind, Proto};
 
@@ -86,20 +86,6 @@ impl fmt::Display for Target {
         match self {
             Target::Inet { proto, port } => write!(f, "{proto}/{port}"),
             Target::Unix { path } => write!(f, "unix {path}"),
-        }
-    }
-}
-
-/// A path without leading `/` and `./`.
-fn relative(path: &str) -> &str {
-    let mut p = path;
-    loop {
-        if let Some(rest) = p.strip_prefix("./") {
-            p = rest;
-        } else if let Some(rest) = p.strip_prefix('/') {
-            p = rest;
-        } else {
-            return p;
         }
     }
 }
