@@ -288,23 +288,8 @@ fn an_ambient_pod_passes_istio_ambient_and_fails_istio_sidecar() {
     if !require_root("an_ambient_pod_passes_istio_ambient_and_fails_istio_sidecar") {
         return;
     }
-    let pod = Netns::new();
-    let node = Netns::new();
-    let ztunnel = Proc::start(
-        &pod,
-        &install_as("ztunnel"),
-        &[
-            "tcp-listen=[::]:15001,mark=1337",
-            "tcp-listen=[::]:15006,mark=1337",
-            "tcp-listen=[::]:15008,mark=1337",
-            "udp-bind=127.0.0.1:15053,mark=1337",
-            "tcp-listen=127.0.0.1:15053,mark=1337",
-            &format!("setns={}", node.path().display()),
-            "tcp-listen=[::]:15021",
-        ],
-    );
-    let _app = Proc::start(&pod, &install_as("myapp"), &["tcp-listen=0.0.0.0:8080"]);
-    assert_eq!(common::netns_inode_of(ztunnel.pid()), node.inode());
+    let ambient = common::ambient_pod();
+    let (ztunnel, pod) = (&ambient.ztunnel, &ambient.pod);
 
     let (code, doc) = check_json(&["--netns", pod.name(), "--profile", "istio-ambient"]);
     assert_eq!(code, Some(0), "{:#?}", failing(&doc));

@@ -380,26 +380,11 @@ fn ambient_listeners_are_owned_by_ztunnel_from_another_netns() {
     if !require_root("ambient_listeners_are_owned_by_ztunnel_from_another_netns") {
         return;
     }
-    let pod = Netns::new();
-    let node = Netns::new();
-    let ztunnel = Proc::start(
-        &pod,
-        &install_as("ztunnel"),
-        &[
-            "tcp-listen=[::]:15001,mark=1337",
-            "tcp-listen=[::]:15006,mark=1337",
-            "tcp-listen=[::]:15008,mark=1337",
-            "udp-bind=127.0.0.1:15053,mark=1337",
-            "tcp-listen=127.0.0.1:15053,mark=1337",
-            &format!("setns={}", node.path().display()),
-            "tcp-listen=[::]:15021",
-        ],
-    );
-    let app = Proc::start(&pod, &install_as("myapp"), &["tcp-listen=0.0.0.0:8080"]);
-    assert_eq!(common::netns_inode_of(ztunnel.pid()), node.inode());
+    let ambient = common::ambient_pod();
+    let (ztunnel, app, pod, node) = (&ambient.ztunnel, &ambient.app, &ambient.pod, &ambient.node);
 
     let doc = json(&["--netns", pod.name()]);
-    assert_matches_ss(&doc, &settle(&pod));
+    assert_matches_ss(&doc, &settle(pod));
     let zt = sockets_of(&doc, ztunnel.pid());
     assert_eq!(zt.len(), 5, "{zt:?}");
     for s in &zt {

@@ -1087,3 +1087,43 @@ pub fn find<'a>(
         .filter(|s| local_port.is_none() || s.local_port == local_port)
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Simulated pods
+
+/// An ambient pod: a `ztunnel` opens the pod's 15001/15006/15008 and DNS (udp+tcp 15053)
+/// listeners inside the pod's namespace (SO_MARK 1337), then moves into its own `node`
+/// namespace and listens on its readiness port there; an app listens on 8080 in the pod.
+/// Fields drop in order: processes first, then the namespaces.
+pub struct AmbientPod {
+    pub ztunnel: Proc,
+    pub app: Proc,
+    pub pod: Netns,
+    pub node: Netns,
+}
+
+pub fn ambient_pod() -> AmbientPod {
+    let pod = Netns::new();
+    let node = Netns::new();
+    let ztunnel = Proc::start(
+        &pod,
+        &install_as("ztunnel"),
+        &[
+            "tcp-listen=[::]:15001,mark=1337",
+            "tcp-listen=[::]:15006,mark=1337",
+            "tcp-listen=[::]:15008,mark=1337",
+            "udp-bind=127.0.0.1:15053,mark=1337",
+            "tcp-listen=127.0.0.1:15053,mark=1337",
+            &format!("setns={}", node.path().display()),
+            "tcp-listen=[::]:15021",
+        ],
+    );
+    let app = Proc::start(&pod, &install_as("myapp"), &["tcp-listen=0.0.0.0:8080"]);
+    assert_eq!(netns_inode_of(ztunnel.pid()), node.inode());
+    AmbientPod {
+        ztunnel,
+        app,
+        pod,
+        node,
+    }
+}
