@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::inspect::{Filters, Request, Source, Target};
 use crate::model::Proto;
 use crate::sys::node::HostRoot;
+use crate::sys::procfs::FdWalk;
 
 /// Which sockets are open in a pod's network namespace, which process holds each, and what
 /// the port is for in an Istio or Linkerd mesh.
@@ -89,6 +90,14 @@ pub struct Cli {
     /// Where sockets come from: netlink sock_diag, or /proc/<pid>/net text.
     #[arg(long, value_enum, default_value_t = SourceArg::Netlink)]
     pub source: SourceArg,
+
+    /// How the processes holding each socket are found. `bpf`: one pass over every process's
+    /// fd table inside the kernel (a BPF iterator that only reads; needs CAP_BPF and
+    /// CAP_PERFMON or CAP_SYS_ADMIN, plus CAP_SYS_PTRACE and the node's pid namespace, as
+    /// root on a node has). `proc`: readlink every /proc/<pid>/fd/<n>, as ss and lsof do.
+    /// `auto`: bpf when it is allowed and works, else proc.
+    #[arg(long, value_enum, default_value_t = FdWalkArg::Auto)]
+    pub fd_walk: FdWalkArg,
 
     /// Look again every INTERVAL (seconds as `watch -n` takes them, or 500ms, 2s; default 2)
     /// and show what appeared and disappeared since the last look: on a terminal the listing
@@ -195,6 +204,13 @@ impl ColorArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FdWalkArg {
+    Auto,
+    Bpf,
+    Proc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceArg {
     Netlink,
     Proc,
@@ -228,6 +244,11 @@ impl Cli {
             host: match &self.proc_root {
                 Some(proc) => HostRoot::new(&self.host_root).with_proc(proc),
                 None => HostRoot::new(&self.host_root),
+            },
+            fd_walk: match self.fd_walk {
+                FdWalkArg::Auto => FdWalk::Auto,
+                FdWalkArg::Bpf => FdWalk::Bpf,
+                FdWalkArg::Proc => FdWalk::Proc,
             },
         })
     }

@@ -16,7 +16,7 @@ use crate::parse::{proc_net, proc_pid, sock_diag};
 use crate::sys::netlink::{Dump, DumpError, SockDiag};
 use crate::sys::netns::{Netns, NsError};
 use crate::sys::node::HostRoot;
-use crate::sys::procfs::{self, Owners, ProcRoot, Walk};
+use crate::sys::procfs::{self, FdWalk, Owners, ProcRoot, Walk};
 use nix::libc;
 
 /// Which network namespace to look at.
@@ -84,6 +84,8 @@ pub struct Request {
     /// The host's files: `/proc`, `/run/netns`, the kubelet's pod records (another root when
     /// the host's `/` is mounted elsewhere, as `/host` in a DaemonSet).
     pub host: HostRoot,
+    /// How socket holders are found.
+    pub fd_walk: FdWalk,
 }
 
 /// The namespace looked at.
@@ -104,6 +106,8 @@ pub struct Inspection {
     pub warnings: Vec<String>,
     /// Sockets whose owners could not be seen for lack of privilege.
     pub hidden_owners: usize,
+    /// How the holders were found (`Bpf` or `Proc`); None when no socket needed one.
+    pub fd_walk: Option<FdWalk>,
     /// The pod this listing is for (a pod target, or the pod of a `--pid` target).
     pub pod: Option<PodRef>,
     /// The namespace is the node's own (hostNetwork pods).
@@ -124,7 +128,7 @@ pub(crate) struct Resolved {
 }
 
 pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
-    let procfs = ProcRoot::new(req.host.proc_dir());
+    let procfs = ProcRoot::new(req.host.proc_dir()).with_fd_walk(req.fd_walk);
     let pod = node::resolve(req, &procfs)?;
     let target = match &pod {
         Some(p) => {
@@ -150,7 +154,7 @@ pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
     let (mut sockets, source) = dumped?;
     sockets.retain(|s| req.filters.keeps(s));
 
-    let hidden_owners = attribute(&procfs, walk, &mut sockets, &mut warnings);
+    let (hidden_owners, fd_walk) = attribute(&procfs, walk, &mut sockets, &mut warnings)?;
     let placed = node::place(
         &req.host,
         &procfs,
@@ -172,6 +176,7 @@ pub fn inspect(req: &Request, catalog: &Catalog) -> Result<Inspection, Error> {
         sockets,
         warnings,
         hidden_owners,
+        fd_walk,
         pod: pod.map(|p| p.pod).or(placed.pod),
         host_network: placed.host_network,
         pods: Vec::new(),
@@ -546,19 +551,29 @@ fn dump_proc(
 }
 
 /// Fill in every socket's holders. Returns how many sockets stay without a visible owner
-/// because some process's fds could not be read.
+/// because some process's fds could not be read, and how the holders were found. Only an
+/// explicit `--fd-walk bpf` that cannot be honoured is an error (exit 3).
 fn attribute(
     procfs: &ProcRoot,
     walk: Walk<'_>,
     sockets: &mut [Socket],
     warnings: &mut Vec<String>,
-) -> usize {
+) -> Result<(usize, Option<FdWalk>), Error> {
     let wanted = wanted_inodes(sockets);
     if wanted.is_empty() {
-        return 0;
+        return Ok((0, None));
     }
     let owners = walk.finish(&wanted);
-    apply_owners(procfs, owners.as_ref(), sockets, warnings)
+    if let Err(e) = &owners
+        && procfs.fd_walk() == FdWalk::Bpf
+    {
+        return Err(Error::Privilege(e.to_string()));
+    }
+    let via = owners.as_ref().ok().map(|o| o.via);
+    Ok((
+        apply_owners(procfs, owners.as_ref(), sockets, warnings),
+        via,
+    ))
 }
 
 /// The inodes of the sockets a process may hold: TIME_WAIT and request sockets have inode 0.

@@ -20,6 +20,7 @@ pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod error;
+pub mod fd_iter;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod generate;

@@ -14,7 +14,7 @@ use crate::model::{ContainerRef, PodRef, Socket};
 use crate::parse::cgroup;
 use crate::pods::{LivePod, Node};
 use crate::sys::node::{self as sysnode, HostRoot};
-use crate::sys::procfs::ProcRoot;
+use crate::sys::procfs::{FdWalk, ProcRoot};
 
 /// A pod target, resolved: the process that stands for the pod, and the node it was found on.
 #[derive(Debug, Clone)]
@@ -249,7 +249,7 @@ struct Group {
 /// namespace dumped once (hostNetwork pods share the node's: it is listed once, for all of
 /// them), and one walk of `/proc/*/fd` for the owners of every socket of every pod.
 pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Result<Sweep, Error> {
-    let procfs = ProcRoot::new(req.host.proc_dir());
+    let procfs = ProcRoot::new(req.host.proc_dir()).with_fd_walk(req.fd_walk);
     let node = scan(&req.host, &procfs)?;
     let live: Vec<LivePod> = node
         .live_pods()
@@ -325,6 +325,16 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
     } else {
         procfs.owners(&wanted, None)
     };
+    if let Err(e) = &owners
+        && req.fd_walk == FdWalk::Bpf
+    {
+        return Err(Error::Privilege(e.to_string()));
+    }
+    let fd_walk = owners
+        .as_ref()
+        .ok()
+        .map(|o| o.via)
+        .filter(|v| *v != FdWalk::Auto);
     let mut listings = Vec::new();
     for mut g in groups {
         let hidden_owners =
@@ -355,6 +365,7 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
             sockets: g.sockets,
             warnings: g.warnings,
             hidden_owners,
+            fd_walk,
             pod,
             host_network: g.host,
             pods,

@@ -299,6 +299,7 @@ fn podports_writes_nothing_but_its_own_output() {
         "ptrace",
         "mount",
         "umount2",
+        "bpf",
     ]
     .join(",");
     let out = Command::new("strace")
@@ -318,6 +319,7 @@ fn podports_writes_nothing_but_its_own_output() {
     );
     let text = std::fs::read_to_string(&log).unwrap();
     let mut calls = 0;
+    let mut bpf_commands = Vec::new();
     for line in text.lines() {
         let call = line
             .split_once(' ')
@@ -348,9 +350,33 @@ fn podports_writes_nothing_but_its_own_output() {
                     "{line}"
                 )
             }
+            // The kernel fd walk: load a tracing iterator, attach it, read it. No map, no pin,
+            // no attachment to anything that runs on its own.
+            "bpf" => {
+                let cmd = call
+                    .trim_start_matches("bpf(")
+                    .split(',')
+                    .next()
+                    .unwrap_or_default();
+                assert!(
+                    ["BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_ITER_CREATE"].contains(&cmd),
+                    "{line}"
+                );
+                if cmd == "BPF_PROG_LOAD" {
+                    assert!(call.contains("BPF_PROG_TYPE_TRACING"), "{line}");
+                    assert!(call.contains("BPF_TRACE_ITER"), "{line}");
+                }
+                bpf_commands.push(cmd.to_string());
+            }
             "+++" | "---" | "" => {}
             other => panic!("podports called {other}: {line}"),
         }
     }
     assert!(calls > 5, "strace saw nothing: {text}");
+    // As root, the kernel walk ran (so the checks above covered it), once.
+    assert_eq!(
+        bpf_commands,
+        ["BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_ITER_CREATE"],
+        "{text}"
+    );
 }

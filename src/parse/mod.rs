@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+pub mod btf;
 pub mod cgroup;
 pub mod kubelet;
 pub mod proc_net;

@@ -108,6 +108,21 @@ pub struct Uids {
 
 /// Reads the `Uid:` line of `/proc/<pid>/status` (`Uid:\treal\teffective\tsaved\tfs`). The
 /// other lines are skipped unread: `Name:` may hold any byte the process chose.
+/// The effective capability set (`CapEff:`, hex) from `/proc/<pid>/status`: bit N is
+/// capability N (CAP_SYS_PTRACE is 19).
+pub fn parse_status_cap_eff(text: &[u8]) -> Result<u64, ParseError> {
+    let value = text
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"CapEff:"))
+        .ok_or_else(|| ParseError::new("status: no CapEff: line"))?;
+    std::str::from_utf8(value)
+        .ok()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .ok_or_else(|| ParseError::new("status: CapEff: is not a hex number"))
+}
+
 pub fn parse_status_uids(text: &[u8]) -> Result<Uids, ParseError> {
     let line = text
         .split(|&b| b == b'\n')
@@ -257,6 +272,29 @@ mod tests {
             assert!(err.reason.contains(why), "{bad:?}: {err}");
         }
         assert!(parse_stat(b"7 (x) S 1 \xff").is_err());
+    }
+
+    #[test]
+    fn status_cap_eff() {
+        // The fixture's process lacked capability 24 (CAP_SYS_RESOURCE).
+        assert_eq!(parse_status_cap_eff(PID_STATUS), Ok(0x1fffeffffff));
+        assert_eq!(
+            parse_status_cap_eff(b"Uid:\t0\nCapEff:\t0000000000080000\n"),
+            Ok(1 << 19)
+        );
+        for bad in [
+            &b"CapEff:\t\n"[..],
+            b"CapEff:\t-1\n",
+            b"CapEff:\tzz\n",
+            b"CapEff:\t+1\n",
+            b"",
+        ] {
+            assert!(
+                parse_status_cap_eff(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

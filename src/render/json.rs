@@ -32,6 +32,10 @@ pub struct Document<S = Vec<SocketDoc>> {
     pub warnings: Vec<String>,
     /// Sockets whose owners are hidden for lack of privilege.
     pub hidden_owners: usize,
+    /// How the processes holding sockets were found: `bpf` (one pass in the kernel) or
+    /// `proc` (`/proc/<pid>/fd`); absent when no socket needed an owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_walk: Option<String>,
     /// The pod this listing is for (pod targets, `--pid` of a pod's process, `--all-pods`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodRef>,
@@ -391,6 +395,7 @@ fn with_sockets<S>(ins: &Inspection, sockets: S) -> Document<S> {
         sockets,
         warnings: ins.warnings.clone(),
         hidden_owners: ins.hidden_owners,
+        fd_walk: ins.fd_walk.map(|w| w.name().to_string()),
         pod: ins.pod.clone(),
         host_network: ins.host_network,
         pods: ins.pods.clone(),
@@ -592,6 +597,7 @@ mod tests {
             sockets,
             warnings: vec!["one".into(), "two".into()],
             hidden_owners: 3,
+            fd_walk: None,
             pod: None,
             host_network: false,
             pods: Vec::new(),

@@ -144,6 +144,7 @@ mod tests {
             ],
             warnings: Vec::new(),
             hidden_owners: 0,
+            fd_walk: None,
             pod: Some(p.clone()),
             host_network: false,
             pods: Vec::new(),

@@ -284,6 +284,7 @@ mod tests {
             sockets: vec![s],
             warnings: vec!["owners hidden\x1b]0;pwned\x07".into()],
             hidden_owners: 0,
+            fd_walk: None,
             pod: None,
             host_network: false,
             pods: Vec::new(),

@@ -166,6 +166,7 @@ mod tests {
             sockets,
             warnings: vec!["owners hidden".into()],
             hidden_owners: 0,
+            fd_walk: None,
             pod: None,
             host_network: false,
             pods: Vec::new(),

@@ -25,7 +25,38 @@ use crate::parse::proc_pid;
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     root: PathBuf,
+    fd_walk: FdWalk,
 }
+
+/// How the holders of sockets are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FdWalk {
+    /// In the kernel (`Bpf`) when that is allowed and works, else through `/proc`.
+    #[default]
+    Auto,
+    /// A BPF `task_file` iterator reads every process's fd table in the kernel, in one pass
+    /// (`fd_iter`, `sys::bpf`). Only where it sees what `/proc` would show: in the initial pid
+    /// namespace, with its `/proc`, and CAP_SYS_PTRACE; loading it needs CAP_BPF and
+    /// CAP_PERFMON, or CAP_SYS_ADMIN.
+    Bpf,
+    /// `readlink` of every `/proc/<pid>/fd/<n>`, as ss and lsof do.
+    Proc,
+}
+
+impl FdWalk {
+    pub fn name(self) -> &'static str {
+        match self {
+            FdWalk::Auto => "auto",
+            FdWalk::Bpf => "bpf",
+            FdWalk::Proc => "proc",
+        }
+    }
+}
+
+/// PROC_PID_INIT_INO: the inode of the initial pid namespace (include/linux/proc_ns.h).
+const INIT_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+/// CAP_SYS_PTRACE (include/uapi/linux/capability.h).
+const CAP_SYS_PTRACE: u32 = 19;
 
 /// Who holds the sockets that were asked about.
 #[derive(Debug, Default)]
@@ -35,8 +66,10 @@ pub struct Owners {
     holders: Vec<(u64, Arc<ProcessInfo>, i32)>,
     /// Processes whose fd table could not be read (EACCES), and so may hold sockets unseen.
     pub unreadable: Vec<i32>,
-    /// Processes looked at.
+    /// Processes looked at (with the kernel walk: processes holding a socket).
     pub scanned: usize,
+    /// How the holders were found: `Bpf` or `Proc`.
+    pub via: FdWalk,
 }
 
 impl Owners {
@@ -69,6 +102,8 @@ type SocketFd = (u64, i32, i32);
 pub struct Walk<'a> {
     procfs: &'a ProcRoot,
     target_netns: Option<u64>,
+    /// The kernel walk's socket fds, or why it was not used (unless `FdWalk::Proc`).
+    kernel: OnceLock<Result<Vec<SocketFd>, String>>,
     plan: OnceLock<io::Result<Plan>>,
     /// Index of the next process of `Plan::first` to read.
     next: AtomicUsize,
@@ -128,8 +163,15 @@ impl Queue<'_> {
 }
 
 impl Walk<'_> {
-    /// Reads processes of the target namespace until none is left for this thread.
+    /// Reads processes of the target namespace until none is left for this thread. With the
+    /// kernel walk, the first thread here runs it (it reads every process at once) and the
+    /// others wait for it; only if it cannot be used do they read `/proc`.
     pub fn work(&self) {
+        if self.procfs.fd_walk != FdWalk::Proc
+            && (self.kernel().is_ok() || self.procfs.fd_walk == FdWalk::Bpf)
+        {
+            return;
+        }
         let Some(plan) = self.plan() else { return };
         let queue = Queue {
             pids: &plan.first,
@@ -138,6 +180,10 @@ impl Walk<'_> {
         let mut mine = Found::default();
         mine.drain(&plan.root, &queue, &|_| true);
         lock(&self.found).merge(mine);
+    }
+
+    fn kernel(&self) -> &Result<Vec<SocketFd>, String> {
+        self.kernel.get_or_init(|| self.procfs.kernel_walk())
     }
 
     fn plan(&self) -> Option<&Plan> {
@@ -151,6 +197,29 @@ impl Walk<'_> {
     /// holding one.
     pub fn finish(self, wanted: &HashSet<u64>) -> io::Result<Owners> {
         self.work();
+        match self.kernel.into_inner() {
+            Some(Ok(mut fds)) => {
+                fds.retain(|(inode, _, _)| wanted.contains(inode));
+                let found = Found {
+                    scanned: {
+                        let mut pids: Vec<i32> = fds.iter().map(|(_, pid, _)| *pid).collect();
+                        pids.sort_unstable();
+                        pids.dedup();
+                        pids.len()
+                    },
+                    fds,
+                    unreadable: Vec::new(),
+                };
+                return Ok(self.procfs.holders(found, FdWalk::Bpf));
+            }
+            Some(Err(why)) if self.procfs.fd_walk == FdWalk::Bpf => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("cannot walk fds in the kernel (--fd-walk bpf): {why}"),
+                ));
+            }
+            _ => {}
+        }
         let plan = match self.plan.into_inner() {
             Some(plan) => plan?,
             None => return Err(io::Error::other("the /proc walk never started")),
@@ -189,22 +258,59 @@ impl Walk<'_> {
             }
             found.fds.sort_unstable();
         }
+        Ok(self.procfs.holders(found, FdWalk::Proc))
+    }
+}
+
+impl ProcRoot {
+    /// The facts of every process in `found`, joined to its socket fds.
+    fn holders(&self, found: Found, via: FdWalk) -> Owners {
         let mut infos: HashMap<i32, Option<Arc<ProcessInfo>>> = HashMap::new();
         let mut holders = Vec::with_capacity(found.fds.len());
         for (inode, pid, fd) in found.fds {
             let info = infos
                 .entry(pid)
-                .or_insert_with(|| self.procfs.process_info(pid).map(Arc::new));
+                .or_insert_with(|| self.process_info(pid).map(Arc::new));
             // A process that exited before its facts were read holds nothing any more.
             if let Some(info) = info {
                 holders.push((inode, info.clone(), fd));
             }
         }
-        Ok(Owners {
+        Owners {
             holders,
             unreadable: found.unreadable,
             scanned: found.scanned,
-        })
+            via,
+        }
+    }
+
+    /// Every socket fd on the node, from the kernel walk, if it may be used here: the pids it
+    /// reports are those of the initial pid namespace, so this `/proc` must be that
+    /// namespace's (ours, and ours the initial one); and it bypasses the ptrace checks that
+    /// guard `/proc/<pid>/fd`, so only a caller with CAP_SYS_PTRACE, whom they never stop,
+    /// gets it. Else, or if the kernel refuses it, why not.
+    fn kernel_walk(&self) -> Result<Vec<SocketFd>, String> {
+        let me = std::process::id().to_string();
+        let own = fs::read_link(self.root.join("self"))
+            .is_ok_and(|l| l.as_os_str().as_bytes() == me.as_bytes());
+        if !own {
+            return Err(format!(
+                "{} is not the /proc of this pid namespace",
+                self.root.display()
+            ));
+        }
+        let pid_ns = nix::sys::stat::stat(&self.root.join("self/ns/pid"))
+            .map_err(|e| format!("cannot read this process's pid namespace: {e}"))?;
+        if pid_ns.st_ino != INIT_PID_NS_INODE {
+            return Err("not in the node's pid namespace (run with hostPID)".into());
+        }
+        let status = fs::read(self.root.join("self/status"))
+            .map_err(|e| format!("cannot read this process's status: {e}"))?;
+        let caps = proc_pid::parse_status_cap_eff(&status).map_err(|e| e.to_string())?;
+        if caps & (1 << CAP_SYS_PTRACE) == 0 {
+            return Err("needs CAP_SYS_PTRACE".into());
+        }
+        crate::sys::bpf::socket_fds().map_err(|e| e.to_string())
     }
 }
 
@@ -290,7 +396,20 @@ fn readlink_at<'b>(
 
 impl ProcRoot {
     pub fn new(root: impl Into<PathBuf>) -> ProcRoot {
-        ProcRoot { root: root.into() }
+        ProcRoot {
+            root: root.into(),
+            fd_walk: FdWalk::default(),
+        }
+    }
+
+    pub fn fd_walk(&self) -> FdWalk {
+        self.fd_walk
+    }
+
+    /// The same tree, finding socket holders the way `fd_walk` says.
+    pub fn with_fd_walk(mut self, fd_walk: FdWalk) -> ProcRoot {
+        self.fd_walk = fd_walk;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -338,6 +457,7 @@ impl ProcRoot {
         Walk {
             procfs: self,
             target_netns,
+            kernel: OnceLock::new(),
             plan: OnceLock::new(),
             next: AtomicUsize::new(0),
             found: Mutex::new(Found::default()),

@@ -132,6 +132,7 @@ mod tests {
                 .collect(),
             warnings: vec!["w".into()],
             hidden_owners: 0,
+            fd_walk: None,
             pod: None,
             host_network: false,
             pods: Vec::new(),

@@ -1,0 +1,261 @@
+//! The in-kernel fd walk: a BPF `task_file` iterator program that emits one 16-byte record
+//! (socket inode, tgid, fd) per socket fd of every process, so that finding socket holders
+//! costs one `read` instead of a `readlink` per fd (issue 5). Pure: the program is assembled
+//! here from member offsets read out of the kernel's BTF, and records are decoded here; loading
+//! and running it is `sys::bpf`'s job. The program only reads; it must never call a helper
+//! that writes anything but its own output.
+
+use crate::parse::btf::{Btf, Member};
+
+/// The iterator target the program attaches to (`bpf_iter_<target>` in the kernel's BTF).
+pub const ATTACH_FUNC: &str = "bpf_iter_task_file";
+
+/// Bytes per record: inode (u64), tgid (u32), fd (u32), little-endian.
+pub const RECORD: usize = 16;
+
+/// `bpf_seq_write`, the helper that appends bytes to the iterator's output (uapi bpf.h).
+const HELPER_SEQ_WRITE: i32 = 127;
+
+/// Where the fields the program reads lie in this kernel's structs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `struct bpf_iter_meta.seq`: the output.
+    meta_seq: u32,
+    /// `struct file.f_inode`.
+    file_inode: u32,
+    /// `struct inode.i_mode` (2 bytes).
+    inode_mode: u32,
+    /// `struct inode.i_ino` (8 bytes).
+    inode_ino: u32,
+    /// `struct task_struct.tgid` (4 bytes).
+    task_tgid: u32,
+}
+
+impl Layout {
+    /// Reads the offsets out of `btf`, checking each field has the size the program loads.
+    /// The error names the missing or unexpected field.
+    pub fn from_btf(btf: &Btf) -> Result<Layout, String> {
+        let field = |outer: &str, member: &str, size: u32, pointer: bool| match btf
+            .member(outer, &[member])
+        {
+            Some(Member {
+                offset,
+                size: s,
+                pointer: p,
+            }) if s == size && p == pointer && offset <= i16::MAX as u32 => Ok(offset),
+            Some(m) => Err(format!(
+                "struct {outer}.{member} is not as expected ({} bytes{})",
+                m.size,
+                if m.pointer { ", a pointer" } else { "" }
+            )),
+            None => Err(format!("the kernel's BTF has no struct {outer}.{member}")),
+        };
+        Ok(Layout {
+            meta_seq: field("bpf_iter_meta", "seq", 8, true)?,
+            file_inode: field("file", "f_inode", 8, true)?,
+            inode_mode: field("inode", "i_mode", 2, false)?,
+            inode_ino: field("inode", "i_ino", 8, false)?,
+            task_tgid: field("task_struct", "tgid", 4, false)?,
+        })
+    }
+}
+
+/// One BPF instruction (`struct bpf_insn`).
+#[derive(Debug, Clone, Copy)]
+struct Insn {
+    code: u8,
+    dst: u8,
+    src: u8,
+    off: i16,
+    imm: i32,
+}
+
+impl Insn {
+    fn bytes(self) -> [u8; 8] {
+        let [o0, o1] = self.off.to_le_bytes();
+        let [i0, i1, i2, i3] = self.imm.to_le_bytes();
+        [
+            self.code,
+            (self.dst & 0xf) | (self.src << 4),
+            o0,
+            o1,
+            i0,
+            i1,
+            i2,
+            i3,
+        ]
+    }
+}
+
+// Opcodes (uapi bpf_common.h / bpf.h): class | size-or-op | source.
+const LDX_DW: u8 = 0x79;
+const LDX_W: u8 = 0x61;
+const LDX_H: u8 = 0x69;
+const STX_DW: u8 = 0x7b;
+const STX_W: u8 = 0x63;
+const MOV64_X: u8 = 0xbf;
+const MOV64_K: u8 = 0xb7;
+const ADD64_K: u8 = 0x07;
+const AND64_K: u8 = 0x57;
+const JEQ_K: u8 = 0x15;
+const JNE_K: u8 = 0x55;
+const CALL: u8 = 0x85;
+const EXIT: u8 = 0x95;
+
+/// Register numbers: r1 holds the context on entry, r10 is the frame pointer.
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R6: u8 = 6;
+const R7: u8 = 7;
+const R8: u8 = 8;
+const R10: u8 = 10;
+
+const S_IFMT: i32 = 0o170000;
+const S_IFSOCK: i32 = 0o140000;
+
+/// Offsets in the iterator's context (`struct bpf_iter__task_file`: meta, task, fd, file; each
+/// argument in an 8-byte slot).
+const CTX_META: i16 = 0;
+const CTX_TASK: i16 = 8;
+const CTX_FD: i16 = 16;
+const CTX_FILE: i16 = 24;
+
+fn off(v: u32) -> i16 {
+    // `Layout::from_btf` only accepts offsets up to i16::MAX.
+    i16::try_from(v).unwrap_or(i16::MAX)
+}
+
+fn ldx(code: u8, dst: u8, src: u8, off: i16) -> Insn {
+    Insn {
+        code,
+        dst,
+        src,
+        off,
+        imm: 0,
+    }
+}
+
+fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        dst,
+        src,
+        off,
+        imm,
+    }
+}
+
+/// The program, as the bytes `BPF_PROG_LOAD` takes. For every (task, fd, file) the iterator
+/// visits: skip a missing task or file; skip a file whose inode is not a socket; else write
+/// the record (i_ino, tgid, fd) to the iterator's output.
+pub fn program(l: &Layout) -> Vec<u8> {
+    // Jumps count instructions after the jump itself; every skip goes to `out`, the last two.
+    let body = |out_at: i16, at: i16| out_at - at - 1;
+    let mut p: Vec<Insn> = Vec::new();
+    let out_at: i16 = 22;
+    p.push(op(MOV64_X, R6, R1, 0, 0)); // 0: r6 = ctx
+    p.push(ldx(LDX_DW, R7, R6, CTX_TASK)); // 1: r7 = ctx->task
+    p.push(op(JEQ_K, R7, 0, body(out_at, 2), 0)); // 2: no task
+    p.push(ldx(LDX_DW, R8, R6, CTX_FILE)); // 3: r8 = ctx->file
+    p.push(op(JEQ_K, R8, 0, body(out_at, 4), 0)); // 4: no file
+    p.push(ldx(LDX_DW, R2, R8, off(l.file_inode))); // 5: r2 = file->f_inode
+    p.push(op(JEQ_K, R2, 0, body(out_at, 6), 0)); // 6: no inode
+    p.push(ldx(LDX_H, R3, R2, off(l.inode_mode))); // 7: r3 = inode->i_mode
+    p.push(op(AND64_K, R3, 0, 0, S_IFMT)); // 8
+    p.push(op(JNE_K, R3, 0, body(out_at, 9), S_IFSOCK)); // 9: not a socket
+    p.push(ldx(LDX_DW, R3, R2, off(l.inode_ino))); // 10: r3 = inode->i_ino
+    p.push(op(STX_DW, R10, R3, -16, 0)); // 11: record[0..8] = ino
+    p.push(ldx(LDX_W, R3, R7, off(l.task_tgid))); // 12: r3 = task->tgid
+    p.push(op(STX_W, R10, R3, -8, 0)); // 13: record[8..12] = tgid
+    p.push(ldx(LDX_W, R3, R6, CTX_FD)); // 14: r3 = ctx->fd
+    p.push(op(STX_W, R10, R3, -4, 0)); // 15: record[12..16] = fd
+    p.push(ldx(LDX_DW, R1, R6, CTX_META)); // 16: r1 = ctx->meta
+    p.push(ldx(LDX_DW, R1, R1, off(l.meta_seq))); // 17: r1 = meta->seq
+    p.push(op(MOV64_X, R2, R10, 0, 0)); // 18: r2 = fp
+    p.push(op(ADD64_K, R2, 0, 0, -16)); // 19: r2 = &record
+    p.push(op(MOV64_K, R3, 0, 0, RECORD as i32)); // 20: r3 = 16
+    p.push(op(CALL, 0, 0, 0, HELPER_SEQ_WRITE)); // 21: bpf_seq_write(seq, &record, 16)
+    p.push(op(MOV64_K, R0, 0, 0, 0)); // 22 (out): return 0
+    p.push(op(EXIT, 0, 0, 0, 0)); // 23
+    debug_assert_eq!(p.len(), usize::try_from(out_at).unwrap_or(0) + 2);
+    p.into_iter().flat_map(Insn::bytes).collect()
+}
+
+/// A socket fd the program saw: (socket inode, tgid, fd).
+pub type SocketFd = (u64, i32, i32);
+
+/// Decodes the iterator's output. A trailing partial record (never written by the program) is
+/// ignored. Threads that do not share their process's fd table are visited on their own, so
+/// the same (inode, tgid, fd) can come twice: the result is sorted and free of duplicates.
+pub fn decode(bytes: &[u8]) -> Vec<SocketFd> {
+    let mut out: Vec<SocketFd> = bytes
+        .chunks_exact(RECORD)
+        .filter_map(|r| {
+            let ino = u64::from_le_bytes(r.get(0..8)?.try_into().ok()?);
+            let tgid = i32::from_le_bytes(r.get(8..12)?.try_into().ok()?);
+            let fd = i32::from_le_bytes(r.get(12..16)?.try_into().ok()?);
+            Some((ino, tgid, fd))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            meta_seq: 0,
+            file_inode: 40,
+            inode_mode: 0,
+            inode_ino: 64,
+            task_tgid: 2500,
+        }
+    }
+
+    #[test]
+    fn program_is_whole_instructions_ending_in_exit() {
+        let p = program(&layout());
+        assert_eq!(p.len() % 8, 0);
+        let insns: Vec<&[u8]> = p.chunks(8).collect();
+        assert_eq!(insns.len(), 24);
+        assert_eq!(insns[23][0], EXIT);
+        assert_eq!(insns[22][0], MOV64_K);
+        // Every conditional jump lands on `r0 = 0; exit`, inside the program.
+        for (i, insn) in insns.iter().enumerate() {
+            if insn[0] == JEQ_K || insn[0] == JNE_K {
+                let off = i16::from_le_bytes([insn[2], insn[3]]);
+                assert_eq!(i as i16 + 1 + off, 22, "jump at {i}");
+            }
+        }
+        // The offsets come from the layout: task->tgid at 2500.
+        assert_eq!(insns[12][0], LDX_W);
+        assert_eq!(i16::from_le_bytes([insns[12][2], insns[12][3]]), 2500);
+        assert_eq!(insns[12][1], R3 | (R7 << 4));
+        // The only helper called is bpf_seq_write.
+        let calls: Vec<i32> = insns
+            .iter()
+            .filter(|i| i[0] == CALL)
+            .map(|i| i32::from_le_bytes([i[4], i[5], i[6], i[7]]))
+            .collect();
+        assert_eq!(calls, vec![HELPER_SEQ_WRITE]);
+    }
+
+    #[test]
+    fn decode_sorts_dedups_and_drops_a_partial_record() {
+        let mut bytes = Vec::new();
+        for (ino, tgid, fd) in [(9u64, 3i32, 4i32), (5, 7, 1), (9, 3, 4)] {
+            bytes.extend_from_slice(&ino.to_le_bytes());
+            bytes.extend_from_slice(&tgid.to_le_bytes());
+            bytes.extend_from_slice(&fd.to_le_bytes());
+        }
+        bytes.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(decode(&bytes), vec![(5, 7, 1), (9, 3, 4)]);
+        assert!(decode(&[]).is_empty());
+    }
+}

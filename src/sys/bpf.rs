@@ -1,0 +1,236 @@
+//! Runs the in-kernel fd walk (`fd_iter`): reads the kernel's BTF, loads the iterator program,
+//! attaches it, reads its output, and closes everything. The program, its link and the
+//! iterator live only as long as this call; nothing is pinned, no map is created, nothing of
+//! the kernel's state is changed. Needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN).
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+
+use nix::libc;
+use nix::sys::mman::{self, MapFlags, ProtFlags};
+
+use crate::fd_iter::{self, Layout, SocketFd};
+use crate::parse::btf::Btf;
+
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+// bpf(2) commands, program type, attach type (uapi bpf.h).
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_ITER_CREATE: libc::c_long = 33;
+const BPF_PROG_TYPE_TRACING: u32 = 26;
+const BPF_TRACE_ITER: u32 = 28;
+
+/// The program is declared GPL-compatible: `bpf_seq_write` is a GPL-only helper.
+const LICENSE: &[u8] = b"GPL\0";
+const PROG_NAME: &[u8] = b"podports_fds";
+
+/// `union bpf_attr`, zeroed, filled field by field at the offsets of uapi bpf.h.
+#[repr(C, align(8))]
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn new() -> Attr {
+        Attr([0; 128])
+    }
+
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        if let Some(dst) = self.0.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    fn u32(&mut self, at: usize, v: u32) -> &mut Attr {
+        self.put(at, &v.to_le_bytes());
+        self
+    }
+
+    fn ptr<T>(&mut self, at: usize, p: *const T) -> &mut Attr {
+        self.put(at, &(p as u64).to_le_bytes());
+        self
+    }
+}
+
+/// `bpf(cmd, attr)`, returning the new descriptor.
+fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is a zero-initialised `union bpf_attr` of the size passed, and every
+    // pointer put in it refers to memory that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.0.as_mut_ptr(),
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    let fd = i32::try_from(r).map_err(|_| io::Error::other("bpf(2) returned no descriptor"))?;
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Every socket fd of every process in this pid namespace, as (socket inode, tgid, fd),
+/// sorted. The error says why the kernel walk cannot be used, for the caller to fall back.
+pub fn socket_fds() -> io::Result<Vec<SocketFd>> {
+    let raw = Blob::open(VMLINUX_BTF)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {VMLINUX_BTF}: {e}")))?;
+    let btf = Btf::parse(&raw).map_err(|e| io::Error::other(format!("{VMLINUX_BTF}: {e}")))?;
+    let attach = btf.func_id(fd_iter::ATTACH_FUNC).ok_or_else(|| {
+        io::Error::other(format!(
+            "this kernel has no {} (Linux 5.8 or later with BTF needed)",
+            fd_iter::ATTACH_FUNC
+        ))
+    })?;
+    let layout = Layout::from_btf(&btf).map_err(io::Error::other)?;
+    drop(btf);
+    drop(raw);
+
+    let insns = fd_iter::program(&layout);
+    let prog = load(&insns, attach)?;
+    let link = bpf(
+        BPF_LINK_CREATE,
+        Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
+    )?;
+    let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&link)))?;
+    let mut out = Vec::new();
+    fs::File::from(iter).read_to_end(&mut out)?;
+    Ok(fd_iter::decode(&out))
+}
+
+/// A file's bytes: mapped when the kernel allows it (the vmlinux BTF can be mapped since
+/// Linux 6.16: no copy of its ~5 MB), else read (sysfs hands it out a page per `read`).
+enum Blob {
+    Mapped(NonNull<libc::c_void>, usize),
+    Read(Vec<u8>),
+}
+
+impl Blob {
+    fn open(path: &str) -> io::Result<Blob> {
+        let file = fs::File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).unwrap_or(0);
+        if let Some(nonzero) = NonZeroUsize::new(len) {
+            // SAFETY: a private read-only mapping of a file nobody writes to (the kernel's
+            // own BTF); the bytes are only read through `Deref`, and unmapped on drop.
+            let mapped = unsafe {
+                mman::mmap(
+                    None,
+                    nonzero,
+                    ProtFlags::PROT_READ,
+                    MapFlags::MAP_PRIVATE,
+                    &file,
+                    0,
+                )
+            };
+            if let Ok(ptr) = mapped {
+                return Ok(Blob::Mapped(ptr, len));
+            }
+        }
+        let mut bytes = Vec::with_capacity(len);
+        let mut file = file;
+        file.read_to_end(&mut bytes)?;
+        Ok(Blob::Read(bytes))
+    }
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            // SAFETY: `ptr` maps `len` readable bytes until `drop`.
+            Blob::Mapped(ptr, len) => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr().cast::<u8>(), *len)
+            },
+            Blob::Read(bytes) => bytes,
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if let Blob::Mapped(ptr, len) = self {
+            // SAFETY: unmaps exactly the mapping made in `open`; no slice of it outlives
+            // `self`.
+            let _ = unsafe { mman::munmap(*ptr, *len) };
+        }
+    }
+}
+
+fn fd_u32(fd: &OwnedFd) -> u32 {
+    use std::os::fd::AsRawFd;
+    u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX)
+}
+
+/// `BPF_PROG_LOAD`; when the kernel refuses, loads again with the verifier's log to say why.
+fn load(insns: &[u8], attach_btf_id: u32) -> io::Result<OwnedFd> {
+    let count = u32::try_from(insns.len() / 8).unwrap_or(u32::MAX);
+    let attr = |log: Option<&mut Vec<u8>>| {
+        let mut a = Attr::new();
+        a.u32(0, BPF_PROG_TYPE_TRACING)
+            .u32(4, count)
+            .ptr(8, insns.as_ptr())
+            .ptr(16, LICENSE.as_ptr())
+            .u32(68, BPF_TRACE_ITER)
+            .u32(108, attach_btf_id);
+        a.put(48, PROG_NAME);
+        if let Some(log) = log {
+            a.u32(24, 1)
+                .u32(28, u32::try_from(log.len()).unwrap_or(u32::MAX))
+                .ptr(32, log.as_mut_ptr());
+        }
+        a
+    };
+    match bpf(BPF_PROG_LOAD, &mut attr(None)) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(e),
+        Err(e) => {
+            let mut log = vec![0u8; 1 << 16];
+            let _ = bpf(BPF_PROG_LOAD, &mut attr(Some(&mut log)));
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(log.get(..end).unwrap_or_default());
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(io::Error::new(
+                e.kind(),
+                format!("the kernel refused the fd walk program: {e}: {last}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_our_own_socket() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fds = match socket_fds() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let me = std::process::id() as i32;
+        assert!(
+            fds.iter().any(|&(ino, pid, f)| pid == me
+                && f == fd
+                && link.to_str() == Some(&format!("socket:[{ino}]"))),
+            "{link:?} not in {} records",
+            fds.len()
+        );
+    }
+}
