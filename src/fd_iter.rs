@@ -218,6 +218,41 @@ mod tests {
         }
     }
 
+    /// fixtures/btf/minimal.btf (made by make_minimal.py beside it) has Linux 6.18's offsets.
+    #[test]
+    fn layout_from_a_btf_fixture() {
+        let bytes = include_bytes!("../fixtures/btf/minimal.btf");
+        let btf = Btf::parse(bytes).unwrap();
+        assert_eq!(
+            Layout::from_btf(&btf),
+            Ok(Layout {
+                meta_seq: 0,
+                file_inode: 32,
+                inode_mode: 0,
+                inode_ino: 64,
+                task_tgid: 1268,
+            })
+        );
+        assert_eq!(btf.func_id(ATTACH_FUNC), Some(31));
+        // A field of the wrong size is refused, naming it.
+        let err = Layout::from_btf(&Btf::parse(&shrunk_tgid(bytes)).unwrap()).unwrap_err();
+        assert!(err.contains("task_struct.tgid"), "{err}");
+    }
+
+    /// The fixture with task_struct.tgid's type switched from pid_t (4 bytes) to the 2-byte
+    /// `unsigned short` (type id 1).
+    fn shrunk_tgid(bytes: &[u8]) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        // Find the member record (name "tgid", type pid_t=6, offset 1268*8) and patch its type.
+        let needle: Vec<u8> = [6u32, 1268 * 8]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let pos = b.windows(8).position(|w| w == needle.as_slice()).unwrap();
+        b[pos..pos + 4].copy_from_slice(&1u32.to_le_bytes());
+        b
+    }
+
     #[test]
     fn program_is_whole_instructions_ending_in_exit() {
         let p = program(&layout());

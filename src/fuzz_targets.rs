@@ -25,6 +25,7 @@ pub fn proc_net_table(data: &[u8]) {
 pub fn proc_pid_text(data: &[u8]) {
     let _ = proc_pid::parse_stat(data);
     let _ = proc_pid::parse_status_uids(data);
+    let _ = proc_pid::parse_status_cap_eff(data);
     let _ = proc_pid::parse_cmdline(data);
     let _ = proc_pid::socket_inode(data);
 }
@@ -56,4 +57,18 @@ pub fn kubelet_names(data: &[u8]) {
         let _ = crate::parse::kubelet::parse_container_link(line, None);
         let _ = crate::parse::kubelet::parse_log_target(line);
     }
+}
+
+/// The kernel's BTF (the fd walk reads offsets out of it), and the fd walk's output records.
+pub fn btf_blob(data: &[u8]) {
+    if let Ok(btf) = crate::parse::btf::Btf::parse(data) {
+        let _ = btf.func_id(crate::fd_iter::ATTACH_FUNC);
+        let _ = btf.member("file", &["f_inode"]);
+        let _ = btf.member("task_struct", &["tgid"]);
+        let _ = btf.member("a", &["b", "c"]);
+        if let Ok(layout) = crate::fd_iter::Layout::from_btf(&btf) {
+            let _ = crate::fd_iter::program(&layout);
+        }
+    }
+    let _ = crate::fd_iter::decode(data);
 }

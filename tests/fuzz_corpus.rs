@@ -58,3 +58,8 @@ fn cgroup_corpus() {
 fn kubelet_corpus() {
     assert!(replay("kubelet", fuzz_targets::kubelet_names) >= 2);
 }
+
+#[test]
+fn btf_corpus() {
+    assert!(replay("btf", fuzz_targets::btf_blob) >= 2);
+}
