@@ -162,6 +162,14 @@ fn ten_thousand_sockets_match_ss_in_count_and_owners() {
         "a socket without an owner, though every one is held"
     );
     assert!(doc.warnings.is_empty(), "warnings: {:?}", doc.warnings);
+    // As root the holders come from the kernel walk; the /proc walk finds the same ones.
+    assert_eq!(doc.fd_walk.as_deref(), Some("bpf"));
+    let proc = podports_json(&["--netns", pod.name(), "--fd-walk", "proc"]);
+    assert_eq!(proc.fd_walk.as_deref(), Some("proc"));
+    assert!(
+        by_key(&proc) == ours,
+        "the /proc walk and the kernel walk differ at 10k"
+    );
 
     // Listeners only: the dump that skips the established hash still finds every listener and
     // its one owner among 10k connections.

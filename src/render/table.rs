@@ -11,6 +11,7 @@ use tabled::settings::Style;
 use crate::inspect::{Inspection, Source};
 use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, UnixName};
 use crate::render::escape::escape;
+use crate::sys::procfs::FdWalk;
 
 /// How much to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,9 +207,14 @@ fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()>
         .inode
         .map(|i| format!(" (netns inode {i})"))
         .unwrap_or_default();
+    let owners = match ins.fd_walk {
+        Some(FdWalk::Bpf) => ", owners from the kernel's fd tables (BPF iterator)",
+        Some(FdWalk::Proc) => ", owners from /proc/*/fd",
+        Some(FdWalk::Auto) | None => "",
+    };
     writeln!(
         out,
-        "{} sockets, {listening} listening; {}{inode}; from {source}",
+        "{} sockets, {listening} listening; {}{inode}; from {source}{owners}",
         ins.sockets.len(),
         escape(ins.netns.target.as_bytes()),
     )?;
@@ -317,6 +323,27 @@ mod tests {
             assert!(text.contains("ev\\x1b[2Jil\\nname\\xff[9]"), "{text}");
             assert!(text.contains("/tmp/a\\nb\\x07c"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_footer_says_where_owners_came_from() {
+        let footer = |fd_walk| {
+            let mut out = Vec::new();
+            let ins = Inspection {
+                fd_walk,
+                ..hostile_inspection()
+            };
+            write(&mut out, &ins, Detail::Normal, false).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(
+            footer(Some(FdWalk::Bpf))
+                .contains("from netlink sock_diag, owners from the kernel's fd tables")
+        );
+        assert!(
+            footer(Some(FdWalk::Proc)).contains("from netlink sock_diag, owners from /proc/*/fd")
+        );
+        assert!(footer(None).contains("from netlink sock_diag\n"));
     }
 
     #[test]
