@@ -27,6 +27,10 @@ pub struct Layout {
     inode_mode: u32,
     /// `struct inode.i_ino` (8 bytes).
     inode_ino: u32,
+    /// `struct inode.i_sb`.
+    inode_sb: u32,
+    /// `struct super_block.s_magic` (8 bytes).
+    sb_magic: u32,
     /// `struct task_struct.tgid` (4 bytes).
     task_tgid: u32,
 }
@@ -55,6 +59,8 @@ impl Layout {
             file_inode: field("file", "f_inode", 8, true)?,
             inode_mode: field("inode", "i_mode", 2, false)?,
             inode_ino: field("inode", "i_ino", 8, false)?,
+            inode_sb: field("inode", "i_sb", 8, true)?,
+            sb_magic: field("super_block", "s_magic", 8, false)?,
             task_tgid: field("task_struct", "tgid", 4, false)?,
         })
     }
@@ -114,6 +120,8 @@ const R10: u8 = 10;
 
 const S_IFMT: i32 = 0o170000;
 const S_IFSOCK: i32 = 0o140000;
+/// The superblock magic of sockfs, where every socket's inode lives (uapi magic.h).
+const SOCKFS_MAGIC: i32 = 0x534F_434B;
 
 /// Offsets in the iterator's context (`struct bpf_iter__task_file`: meta, task, fd, file; each
 /// argument in an 8-byte slot).
@@ -148,39 +156,72 @@ fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 }
 
 /// The program, as the bytes `BPF_PROG_LOAD` takes. For every (task, fd, file) the iterator
-/// visits: skip a missing task or file; skip a file whose inode is not a socket; else write
-/// the record (i_ino, tgid, fd) to the iterator's output.
+/// visits: skip a missing task or file; skip a file that is not a socket (its inode is not
+/// S_IFSOCK, or not on sockfs: an `O_PATH` fd of a unix socket's path has an S_IFSOCK inode of
+/// the filesystem, whose number could be any socket's); else write the record (i_ino, tgid,
+/// fd) to the iterator's output.
 pub fn program(l: &Layout) -> Vec<u8> {
-    // Jumps count instructions after the jump itself; every skip goes to `out`, the last two.
-    let body = |out_at: i16, at: i16| out_at - at - 1;
-    let mut p: Vec<Insn> = Vec::new();
-    let out_at: i16 = 22;
-    p.push(op(MOV64_X, R6, R1, 0, 0)); // 0: r6 = ctx
-    p.push(ldx(LDX_DW, R7, R6, CTX_TASK)); // 1: r7 = ctx->task
-    p.push(op(JEQ_K, R7, 0, body(out_at, 2), 0)); // 2: no task
-    p.push(ldx(LDX_DW, R8, R6, CTX_FILE)); // 3: r8 = ctx->file
-    p.push(op(JEQ_K, R8, 0, body(out_at, 4), 0)); // 4: no file
-    p.push(ldx(LDX_DW, R2, R8, off(l.file_inode))); // 5: r2 = file->f_inode
-    p.push(op(JEQ_K, R2, 0, body(out_at, 6), 0)); // 6: no inode
-    p.push(ldx(LDX_H, R3, R2, off(l.inode_mode))); // 7: r3 = inode->i_mode
-    p.push(op(AND64_K, R3, 0, 0, S_IFMT)); // 8
-    p.push(op(JNE_K, R3, 0, body(out_at, 9), S_IFSOCK)); // 9: not a socket
-    p.push(ldx(LDX_DW, R3, R2, off(l.inode_ino))); // 10: r3 = inode->i_ino
-    p.push(op(STX_DW, R10, R3, -16, 0)); // 11: record[0..8] = ino
-    p.push(ldx(LDX_W, R3, R7, off(l.task_tgid))); // 12: r3 = task->tgid
-    p.push(op(STX_W, R10, R3, -8, 0)); // 13: record[8..12] = tgid
-    p.push(ldx(LDX_W, R3, R6, CTX_FD)); // 14: r3 = ctx->fd
-    p.push(op(STX_W, R10, R3, -4, 0)); // 15: record[12..16] = fd
-    p.push(ldx(LDX_DW, R1, R6, CTX_META)); // 16: r1 = ctx->meta
-    p.push(ldx(LDX_DW, R1, R1, off(l.meta_seq))); // 17: r1 = meta->seq
-    p.push(op(MOV64_X, R2, R10, 0, 0)); // 18: r2 = fp
-    p.push(op(ADD64_K, R2, 0, 0, -16)); // 19: r2 = &record
-    p.push(op(MOV64_K, R3, 0, 0, RECORD as i32)); // 20: r3 = 16
-    p.push(op(CALL, 0, 0, 0, HELPER_SEQ_WRITE)); // 21: bpf_seq_write(seq, &record, 16)
-    p.push(op(MOV64_K, R0, 0, 0, 0)); // 22 (out): return 0
-    p.push(op(EXIT, 0, 0, 0, 0)); // 23
-    debug_assert_eq!(p.len(), usize::try_from(out_at).unwrap_or(0) + 2);
-    p.into_iter().flat_map(Insn::bytes).collect()
+    let mut p = Program::default();
+    p.push(op(MOV64_X, R6, R1, 0, 0)); // r6 = ctx
+    p.push(ldx(LDX_DW, R7, R6, CTX_TASK)); // r7 = ctx->task
+    p.skip_if(JEQ_K, R7, 0); // no task
+    p.push(ldx(LDX_DW, R8, R6, CTX_FILE)); // r8 = ctx->file
+    p.skip_if(JEQ_K, R8, 0); // no file
+    p.push(ldx(LDX_DW, R2, R8, off(l.file_inode))); // r2 = file->f_inode
+    p.skip_if(JEQ_K, R2, 0);
+    p.push(ldx(LDX_H, R3, R2, off(l.inode_mode))); // r3 = inode->i_mode
+    p.push(op(AND64_K, R3, 0, 0, S_IFMT));
+    p.skip_if(JNE_K, R3, S_IFSOCK); // not a socket inode
+    p.push(ldx(LDX_DW, R3, R2, off(l.inode_sb))); // r3 = inode->i_sb
+    p.skip_if(JEQ_K, R3, 0);
+    p.push(ldx(LDX_DW, R3, R3, off(l.sb_magic))); // r3 = sb->s_magic
+    p.skip_if(JNE_K, R3, SOCKFS_MAGIC); // a socket file on a filesystem, not a socket
+    p.push(ldx(LDX_DW, R3, R2, off(l.inode_ino))); // r3 = inode->i_ino
+    p.push(op(STX_DW, R10, R3, -16, 0)); // record[0..8] = ino
+    p.push(ldx(LDX_W, R3, R7, off(l.task_tgid))); // r3 = task->tgid
+    p.push(op(STX_W, R10, R3, -8, 0)); // record[8..12] = tgid
+    p.push(ldx(LDX_W, R3, R6, CTX_FD)); // r3 = ctx->fd
+    p.push(op(STX_W, R10, R3, -4, 0)); // record[12..16] = fd
+    p.push(ldx(LDX_DW, R1, R6, CTX_META)); // r1 = ctx->meta
+    p.push(ldx(LDX_DW, R1, R1, off(l.meta_seq))); // r1 = meta->seq
+    p.push(op(MOV64_X, R2, R10, 0, 0)); // r2 = fp
+    p.push(op(ADD64_K, R2, 0, 0, -16)); // r2 = &record
+    p.push(op(MOV64_K, R3, 0, 0, RECORD as i32)); // r3 = 16
+    p.push(op(CALL, 0, 0, 0, HELPER_SEQ_WRITE)); // bpf_seq_write(seq, &record, 16)
+    p.finish()
+}
+
+/// Instructions, with the forward jumps to the common `return 0` patched in at the end.
+#[derive(Default)]
+struct Program {
+    insns: Vec<Insn>,
+    skips: Vec<usize>,
+}
+
+impl Program {
+    fn push(&mut self, insn: Insn) {
+        self.insns.push(insn);
+    }
+
+    /// `if dst <op> imm: return 0`.
+    fn skip_if(&mut self, code: u8, dst: u8, imm: i32) {
+        self.skips.push(self.insns.len());
+        self.insns.push(op(code, dst, 0, 0, imm));
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let out = self.insns.len();
+        self.insns.push(op(MOV64_K, R0, 0, 0, 0)); // out: return 0
+        self.insns.push(op(EXIT, 0, 0, 0, 0));
+        for at in self.skips {
+            // A jump counts instructions after itself; the program is far shorter than i16.
+            let delta = i16::try_from(out - at - 1).unwrap_or(i16::MAX);
+            if let Some(insn) = self.insns.get_mut(at) {
+                insn.off = delta;
+            }
+        }
+        self.insns.into_iter().flat_map(Insn::bytes).collect()
+    }
 }
 
 /// A socket fd the program saw: (socket inode, tgid, fd).
@@ -214,6 +255,8 @@ mod tests {
             file_inode: 40,
             inode_mode: 0,
             inode_ino: 64,
+            inode_sb: 40,
+            sb_magic: 96,
             task_tgid: 2500,
         }
     }
@@ -230,10 +273,12 @@ mod tests {
                 file_inode: 32,
                 inode_mode: 0,
                 inode_ino: 64,
+                inode_sb: 40,
+                sb_magic: 96,
                 task_tgid: 1268,
             })
         );
-        assert_eq!(btf.func_id(ATTACH_FUNC), Some(31));
+        assert_eq!(btf.func_id(ATTACH_FUNC), Some(33));
         // A field of the wrong size is refused, naming it.
         let err = Layout::from_btf(&Btf::parse(&shrunk_tgid(bytes)).unwrap()).unwrap_err();
         assert!(err.contains("task_struct.tgid"), "{err}");
@@ -258,20 +303,33 @@ mod tests {
         let p = program(&layout());
         assert_eq!(p.len() % 8, 0);
         let insns: Vec<&[u8]> = p.chunks(8).collect();
-        assert_eq!(insns.len(), 24);
-        assert_eq!(insns[23][0], EXIT);
-        assert_eq!(insns[22][0], MOV64_K);
+        let n = insns.len();
+        assert_eq!(n, 28);
+        assert_eq!(insns[n - 1][0], EXIT);
+        assert_eq!(insns[n - 2][0], MOV64_K);
         // Every conditional jump lands on `r0 = 0; exit`, inside the program.
+        let mut jumps = 0;
         for (i, insn) in insns.iter().enumerate() {
             if insn[0] == JEQ_K || insn[0] == JNE_K {
                 let off = i16::from_le_bytes([insn[2], insn[3]]);
-                assert_eq!(i as i16 + 1 + off, 22, "jump at {i}");
+                assert_eq!(i as i16 + 1 + off, n as i16 - 2, "jump at {i}");
+                jumps += 1;
             }
         }
+        assert_eq!(jumps, 6);
+        // The sockfs check compares with its magic.
+        assert!(
+            insns
+                .iter()
+                .any(|i| i[0] == JNE_K
+                    && i32::from_le_bytes([i[4], i[5], i[6], i[7]]) == SOCKFS_MAGIC)
+        );
         // The offsets come from the layout: task->tgid at 2500.
-        assert_eq!(insns[12][0], LDX_W);
-        assert_eq!(i16::from_le_bytes([insns[12][2], insns[12][3]]), 2500);
-        assert_eq!(insns[12][1], R3 | (R7 << 4));
+        let tgid = insns
+            .iter()
+            .find(|i| i[0] == LDX_W && i[1] == R3 | (R7 << 4))
+            .unwrap();
+        assert_eq!(i16::from_le_bytes([tgid[2], tgid[3]]), 2500);
         // The only helper called is bpf_seq_write.
         let calls: Vec<i32> = insns
             .iter()

@@ -373,10 +373,23 @@ fn podports_writes_nothing_but_its_own_output() {
         }
     }
     assert!(calls > 5, "strace saw nothing: {text}");
-    // As root, the kernel walk ran (so the checks above covered it), once.
-    assert_eq!(
-        bpf_commands,
-        ["BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_ITER_CREATE"],
-        "{text}"
-    );
+    // As root, the kernel walk ran (so the checks above covered it), once; on a kernel that
+    // cannot (no BTF), podports fell back to /proc, which CI's kernel never needs.
+    let kernel_walk =
+        String::from_utf8_lossy(&out.stdout).contains("owners from the kernel's fd tables");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        assert!(kernel_walk, "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    if kernel_walk {
+        assert_eq!(
+            bpf_commands,
+            ["BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_ITER_CREATE"],
+            "{text}"
+        );
+    } else {
+        assert!(
+            !bpf_commands.iter().any(|c| c == "BPF_ITER_CREATE"),
+            "{text}"
+        );
+    }
 }

@@ -164,8 +164,8 @@ impl<'a> Btf<'a> {
         header(self.types, usize_of(*at)).ok().map(|(t, _)| t)
     }
 
-    /// (name, type, bit offset) of each member of a struct or union.
-    fn members(&self, t: Type) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+    /// (name, type, bit offset, is a bitfield) of each member of a struct or union.
+    fn members(&self, t: Type) -> impl Iterator<Item = (u32, u32, u32, bool)> + '_ {
         let n = if matches!(t.kind, kind::STRUCT | kind::UNION) {
             t.vlen
         } else {
@@ -178,9 +178,12 @@ impl<'a> Btf<'a> {
                 u32_at(self.types, at + 4)?,
                 u32_at(self.types, at + 8)?,
             );
-            // With kind_flag, the top 8 bits are a bitfield's size.
-            let bits = if t.kind_flag { off & 0x00ff_ffff } else { off };
-            Some((name, ty, bits))
+            // With kind_flag, the top 8 bits are a bitfield's size (0: not a bitfield).
+            if t.kind_flag {
+                Some((name, ty, off & 0x00ff_ffff, off >> 24 != 0))
+            } else {
+                Some((name, ty, off, false))
+            }
         })
     }
 
@@ -221,7 +224,8 @@ impl<'a> Btf<'a> {
         let mut offset_bits = 0u64;
         let mut last: Option<Type> = None;
         for (i, step) in path.iter().enumerate() {
-            let (bits, m_type) = self.find_member(t, step.as_bytes(), 0)?;
+            let mut budget = MEMBER_BUDGET;
+            let (bits, m_type) = self.find_member(t, step.as_bytes(), 0, &mut budget)?;
             offset_bits = offset_bits.checked_add(bits)?;
             let inner = self.resolve(m_type)?;
             if i + 1 < path.len() {
@@ -250,21 +254,29 @@ impl<'a> Btf<'a> {
         })
     }
 
-    /// (bit offset, type id) of the member `name` of `t`, searching anonymous members.
-    fn find_member(&self, t: Type, name: &[u8], depth: u32) -> Option<(u64, u32)> {
+    /// (bit offset, type id) of the member `name` of `t`, searching anonymous members. A
+    /// bitfield is refused. At most `budget` members are looked at: anonymous members that
+    /// lead back to their own struct (malformed BTF) would otherwise cost vlen^depth steps.
+    fn find_member(
+        &self,
+        t: Type,
+        name: &[u8],
+        depth: u32,
+        budget: &mut u32,
+    ) -> Option<(u64, u32)> {
         if depth > 8 {
             return None;
         }
-        for (m_name, m_type, bits) in self.members(t) {
+        for (m_name, m_type, bits, bitfield) in self.members(t) {
+            *budget = budget.checked_sub(1)?;
             let m = self.string(m_name)?;
             if m == name {
-                // A bitfield (bit offset not on a byte) is refused by the caller.
-                return Some((u64::from(bits), m_type));
+                return (!bitfield).then_some((u64::from(bits), m_type));
             }
             if m.is_empty() {
                 let inner = self.resolve(m_type)?;
                 if matches!(inner.kind, kind::STRUCT | kind::UNION)
-                    && let Some((b, ty)) = self.find_member(inner, name, depth + 1)
+                    && let Some((b, ty)) = self.find_member(inner, name, depth + 1, budget)
                 {
                     return Some((u64::from(bits).checked_add(b)?, ty));
                 }
@@ -273,6 +285,10 @@ impl<'a> Btf<'a> {
         None
     }
 }
+
+/// Members looked at in one lookup, at most: task_struct, the largest struct, has ~270 with
+/// its anonymous parts.
+const MEMBER_BUDGET: u32 = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -424,8 +440,26 @@ mod tests {
         assert_eq!(btf.member("file", &["nope"]), None);
         assert_eq!(btf.member("nostruct", &["x"]), None);
         assert_eq!(btf.member("flags", &["bit"]), None, "bitfields are refused");
+        assert_eq!(
+            btf.member("flags", &["byte"]),
+            None,
+            "even on a byte boundary"
+        );
         assert_eq!(btf.func_id("bpf_iter_task_file"), Some(11));
         assert_eq!(btf.func_id("inode"), None, "a struct is not a function");
+    }
+
+    /// A struct whose anonymous members are itself, 8 of them: without a budget, looking up a
+    /// missing member took 8^9 steps (minutes); with it, this returns at once.
+    #[test]
+    fn a_struct_that_contains_itself_anonymously_is_searched_in_bounded_time() {
+        let mut b = Builder::new();
+        let me = b.next_id;
+        let members: Vec<(&str, u32, u32)> = (0..8).map(|_| ("", me, 0)).collect();
+        b.strukt("loop", 8, &members);
+        let bytes = b.bytes();
+        let btf = Btf::parse(&bytes).unwrap();
+        assert_eq!(btf.member("loop", &["missing"]), None);
     }
 
     #[test]
@@ -462,5 +496,7 @@ mod tests {
         assert_eq!(btf.member("inode", &["i_mode"]).unwrap().size, 2);
         assert!(btf.member("file", &["f_inode"]).unwrap().pointer);
         assert_eq!(btf.member("task_struct", &["tgid"]).unwrap().size, 4);
+        let layout = crate::fd_iter::Layout::from_btf(&btf).unwrap();
+        eprintln!("this kernel: {layout:?}");
     }
 }

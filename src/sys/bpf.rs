@@ -98,9 +98,29 @@ pub fn socket_fds() -> io::Result<Vec<SocketFd>> {
         Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
     )?;
     let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&link)))?;
-    let mut out = Vec::new();
-    fs::File::from(iter).read_to_end(&mut out)?;
-    Ok(fd_iter::decode(&out))
+    Ok(fd_iter::decode(&read_all(fs::File::from(iter))?))
+}
+
+/// The iterator's whole output. A `read` that visited a million fds without one socket among
+/// them comes back EAGAIN (the kernel bounds the work of one call); the next one goes on from
+/// there.
+fn read_all(mut iter: fs::File) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1 << 16);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut idle: u32 = 0;
+    loop {
+        match iter.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                out.extend_from_slice(buf.get(..n).unwrap_or_default());
+                idle = 0;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Each EAGAIN stands for a million fds looked at: a node never has this many.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && idle < 10_000 => idle += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A file's bytes: mapped when the kernel allows it (the vmlinux BTF can be mapped since
@@ -194,14 +214,21 @@ fn load(insns: &[u8], attach_btf_id: u32) -> io::Result<OwnedFd> {
             let _ = bpf(BPF_PROG_LOAD, &mut attr(Some(&mut log)));
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(log.get(..end).unwrap_or_default());
-            let last = text
+            // The verifier ends with statistics; the reason is the line before them.
+            let reason = text
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .find(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("processed ")
+                        && !l.starts_with("verification time")
+                        && !l.starts_with("stack depth")
+                })
                 .unwrap_or("");
             Err(io::Error::new(
                 e.kind(),
-                format!("the kernel refused the fd walk program: {e}: {last}"),
+                format!("the kernel refused the fd walk program: {e}: {reason}"),
             ))
         }
     }
@@ -211,10 +238,31 @@ fn load(insns: &[u8], attach_btf_id: u32) -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
 
+    /// Our own UDP socket is found, under its inode and fd; an `O_PATH` fd of a unix socket's
+    /// file (an S_IFSOCK inode, but of the filesystem, not sockfs) is not.
     #[test]
-    fn finds_our_own_socket() {
+    fn finds_our_own_socket_and_no_socket_file_opened_by_path() {
+        // The records carry pids of the initial pid namespace: only there are they ours.
+        use std::os::unix::fs::MetadataExt;
+        if fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok() != Some(0xEFFF_FFFC) {
+            eprintln!("skipped: not in the initial pid namespace");
+            return;
+        }
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let fds = match socket_fds() {
+        let dir = std::env::temp_dir().join(format!("podports-bpf-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = fs::remove_file(&path);
+        let _bound = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let by_path = nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        let result = socket_fds();
+        let _ = fs::remove_dir_all(&dir);
+        let fds = match result {
             Ok(f) => f,
             // Not root, or a kernel without BTF: under CI (root, this kernel) that is a failure.
             Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -235,6 +283,11 @@ mod tests {
                 && link.to_str() == Some(&format!("socket:[{ino}]"))),
             "{link:?} not in {} records",
             fds.len()
+        );
+        let by_path = by_path.as_raw_fd();
+        assert!(
+            !fds.iter().any(|&(_, pid, f)| pid == me && f == by_path),
+            "the O_PATH fd {by_path} was taken for a socket"
         );
     }
 }

@@ -55,7 +55,9 @@ impl FdWalk {
 
 /// PROC_PID_INIT_INO: the inode of the initial pid namespace (include/linux/proc_ns.h).
 const INIT_PID_NS_INODE: u64 = 0xEFFF_FFFC;
-/// CAP_SYS_PTRACE (include/uapi/linux/capability.h).
+/// Capabilities (include/uapi/linux/capability.h).
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_SYS_PTRACE: u32 = 19;
 
 /// Who holds the sockets that were asked about.
@@ -200,6 +202,15 @@ impl Walk<'_> {
         match self.kernel.into_inner() {
             Some(Ok(mut fds)) => {
                 fds.retain(|(inode, _, _)| wanted.contains(inode));
+                // The walk ran while the sockets were dumped: a socket made meanwhile is in
+                // the dump and not in the walk. Walk again, now that the dump is done (the
+                // /proc walk's second pass does the same for the rest of the node).
+                if has_unowned(wanted, &fds)
+                    && let Ok(mut again) = self.procfs.kernel_walk()
+                {
+                    again.retain(|(inode, _, _)| wanted.contains(inode));
+                    fds = again;
+                }
                 let found = Found {
                     scanned: {
                         let mut pids: Vec<i32> = fds.iter().map(|(_, pid, _)| *pid).collect();
@@ -230,10 +241,7 @@ impl Walk<'_> {
             .unwrap_or_else(PoisonError::into_inner);
         found.fds.retain(|(inode, _, _)| wanted.contains(inode));
         found.fds.sort_unstable();
-        let unowned = wanted
-            .iter()
-            .any(|w| found.fds.binary_search_by_key(w, |(i, _, _)| *i).is_err());
-        if unowned && !plan.rest.is_empty() {
+        if has_unowned(wanted, &found.fds) && !plan.rest.is_empty() {
             let next = AtomicUsize::new(0);
             let queue = Queue {
                 pids: &plan.rest,
@@ -286,9 +294,10 @@ impl ProcRoot {
 
     /// Every socket fd on the node, from the kernel walk, if it may be used here: the pids it
     /// reports are those of the initial pid namespace, so this `/proc` must be that
-    /// namespace's (ours, and ours the initial one); and it bypasses the ptrace checks that
-    /// guard `/proc/<pid>/fd`, so only a caller with CAP_SYS_PTRACE, whom they never stop,
-    /// gets it. Else, or if the kernel refuses it, why not.
+    /// namespace's (ours, and ours the initial one); and it bypasses the permission checks
+    /// that guard `/proc/<pid>/fd`, so only a caller they never stop (CAP_SYS_PTRACE and
+    /// CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE) gets it. Else, or if the kernel refuses it,
+    /// why not.
     fn kernel_walk(&self) -> Result<Vec<SocketFd>, String> {
         let me = std::process::id().to_string();
         let own = fs::read_link(self.root.join("self"))
@@ -307,11 +316,24 @@ impl ProcRoot {
         let status = fs::read(self.root.join("self/status"))
             .map_err(|e| format!("cannot read this process's status: {e}"))?;
         let caps = proc_pid::parse_status_cap_eff(&status).map_err(|e| e.to_string())?;
+        // Listing another user's /proc/<pid>/fd takes a DAC capability, reading its links
+        // ptrace access, which CAP_SYS_PTRACE always grants (LSMs aside: an AppArmor or
+        // SELinux policy that denies ptrace reads is not consulted by the kernel walk).
         if caps & (1 << CAP_SYS_PTRACE) == 0 {
             return Err("needs CAP_SYS_PTRACE".into());
         }
+        if caps & ((1 << CAP_DAC_READ_SEARCH) | (1 << CAP_DAC_OVERRIDE)) == 0 {
+            return Err("needs CAP_DAC_READ_SEARCH".into());
+        }
         crate::sys::bpf::socket_fds().map_err(|e| e.to_string())
     }
+}
+
+/// Whether some `wanted` socket has no holder in `fds` (sorted by inode).
+fn has_unowned(wanted: &HashSet<u64>, fds: &[SocketFd]) -> bool {
+    wanted
+        .iter()
+        .any(|w| fds.binary_search_by_key(w, |(i, _, _)| *i).is_err())
 }
 
 /// How many threads share a walk: one per CPU, up to 4 (past that, /proc's locks win).

@@ -193,3 +193,40 @@ pub fn settle(ns: &Netns) -> Vec<SsSocket> {
         }
     })
 }
+
+/// True when podports can find owners in the kernel here (`--fd-walk bpf`: root, BTF, a
+/// kernel that loads the iterator). When it cannot: under `CI=true` this PANICS (CI runs as
+/// root on a kernel that can), otherwise it prints `skipping <test>: ...` and returns false.
+/// Also requires root, as `require_root` does.
+pub fn require_kernel_walk(test_name: &str) -> bool {
+    use std::sync::OnceLock;
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    if !super::require_root(test_name) {
+        return false;
+    }
+    let probe = PROBE.get_or_init(|| {
+        // A socket of ours, so that there is an owner to find.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = sock
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .port()
+            .to_string();
+        let out = podports(&["-u", "--port", &port, "--fd-walk", "bpf", "-o", "json"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(stderr(&out))
+        }
+    });
+    match probe {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test_name}: the kernel fd walk does not work here under CI=true: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipping {test_name}: the kernel fd walk does not work here: {why}");
+            false
+        }
+    }
+}
