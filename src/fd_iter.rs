@@ -227,22 +227,54 @@ impl Program {
 /// A socket fd the program saw: (socket inode, tgid, fd).
 pub type SocketFd = (u64, i32, i32);
 
-/// Decodes the iterator's output. A trailing partial record (never written by the program) is
-/// ignored. Threads that do not share their process's fd table are visited on their own, so
-/// the same (inode, tgid, fd) can come twice: the result is sorted and free of duplicates.
+/// Decodes the iterator's output as it is read, chunk by chunk, so that only the records are
+/// kept, never the bytes they came in. A record split between two chunks is joined.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    records: Vec<SocketFd>,
+    partial: Vec<u8>,
+}
+
+fn record(r: &[u8]) -> Option<SocketFd> {
+    let ino = u64::from_le_bytes(r.get(0..8)?.try_into().ok()?);
+    let tgid = i32::from_le_bytes(r.get(8..12)?.try_into().ok()?);
+    let fd = i32::from_le_bytes(r.get(12..16)?.try_into().ok()?);
+    Some((ino, tgid, fd))
+}
+
+impl Decoder {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if !self.partial.is_empty() {
+            let need = RECORD - self.partial.len();
+            let (head, rest) = bytes.split_at(need.min(bytes.len()));
+            self.partial.extend_from_slice(head);
+            bytes = rest;
+            if self.partial.len() < RECORD {
+                return;
+            }
+            self.records.extend(record(&self.partial));
+            self.partial.clear();
+        }
+        let chunks = bytes.chunks_exact(RECORD);
+        self.partial.extend_from_slice(chunks.remainder());
+        self.records.extend(chunks.filter_map(record));
+    }
+
+    /// Every record, sorted, without duplicates: threads that do not share their process's
+    /// fd table are visited on their own, so the same (inode, tgid, fd) can come twice. A
+    /// trailing partial record (the program never writes one) is dropped.
+    pub fn finish(mut self) -> Vec<SocketFd> {
+        self.records.sort_unstable();
+        self.records.dedup();
+        self.records
+    }
+}
+
+/// Decodes a whole output at once (`Decoder` in one chunk).
 pub fn decode(bytes: &[u8]) -> Vec<SocketFd> {
-    let mut out: Vec<SocketFd> = bytes
-        .chunks_exact(RECORD)
-        .filter_map(|r| {
-            let ino = u64::from_le_bytes(r.get(0..8)?.try_into().ok()?);
-            let tgid = i32::from_le_bytes(r.get(8..12)?.try_into().ok()?);
-            let fd = i32::from_le_bytes(r.get(12..16)?.try_into().ok()?);
-            Some((ino, tgid, fd))
-        })
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
+    let mut d = Decoder::default();
+    d.feed(bytes);
+    d.finish()
 }
 
 #[cfg(test)]
@@ -350,5 +382,13 @@ mod tests {
         bytes.extend_from_slice(&[1, 2, 3]);
         assert_eq!(decode(&bytes), vec![(5, 7, 1), (9, 3, 4)]);
         assert!(decode(&[]).is_empty());
+        // Fed in chunks of every size, records split across chunks are joined.
+        for size in 1..=40 {
+            let mut d = Decoder::default();
+            for chunk in bytes.chunks(size) {
+                d.feed(chunk);
+            }
+            assert_eq!(d.finish(), vec![(5, 7, 1), (9, 3, 4)], "chunks of {size}");
+        }
     }
 }

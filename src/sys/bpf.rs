@@ -98,21 +98,21 @@ pub fn socket_fds() -> io::Result<Vec<SocketFd>> {
         Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
     )?;
     let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&link)))?;
-    Ok(fd_iter::decode(&read_all(fs::File::from(iter))?))
+    read_all(fs::File::from(iter))
 }
 
-/// The iterator's whole output. A `read` that visited a million fds without one socket among
-/// them comes back EAGAIN (the kernel bounds the work of one call); the next one goes on from
-/// there.
-fn read_all(mut iter: fs::File) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1 << 16);
+/// The iterator's whole output, decoded as it comes. A `read` that visited a million fds
+/// without one socket among them comes back EAGAIN (the kernel bounds the work of one call);
+/// the next one goes on from there.
+fn read_all(mut iter: fs::File) -> io::Result<Vec<SocketFd>> {
+    let mut out = fd_iter::Decoder::default();
     let mut buf = vec![0u8; 1 << 16];
     let mut idle: u32 = 0;
     loop {
         match iter.read(&mut buf) {
-            Ok(0) => return Ok(out),
+            Ok(0) => return Ok(out.finish()),
             Ok(n) => {
-                out.extend_from_slice(buf.get(..n).unwrap_or_default());
+                out.feed(buf.get(..n).unwrap_or_default());
                 idle = 0;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
