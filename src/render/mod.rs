@@ -2,6 +2,7 @@
 //! reads the system, and never lets a raw control byte from the target reach a terminal.
 
 pub mod catalog;
+pub mod columns;
 pub mod escape;
 pub mod json;
 pub mod pods;

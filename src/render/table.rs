@@ -5,11 +5,9 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use tabled::builder::Builder;
-use tabled::settings::Style;
-
 use crate::inspect::{Inspection, Source};
 use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, UnixName};
+use crate::render::columns;
 use crate::render::escape::escape;
 use crate::sys::procfs::FdWalk;
 
@@ -28,22 +26,21 @@ pub fn write(
     detail: Detail,
     color: bool,
 ) -> io::Result<()> {
-    let mut b = Builder::default();
     let mut header = vec!["PROTO", "STATE", "LOCAL", "REMOTE", "PROCESS", "ROLE"];
     if detail == Detail::Wide {
         header.extend(["INODE", "UID", "RECV-Q", "SEND-Q", "CMDLINE", "KIND"]);
     }
     header.push("WARNINGS");
-    b.push_record(header);
-    for s in &ins.sockets {
-        b.push_record(row(s, detail, ins.pod.as_ref()));
-    }
-    let mut table = b.build();
-    table.with(Style::blank());
     if ins.sockets.is_empty() {
         writeln!(out, "no sockets")?;
     } else {
-        writeln!(out, "{table}")?;
+        // Row by row, not through tabled's builder, which holds every cell (issue 5).
+        columns::write_blank(out, &header, ins.sockets.len(), |i| {
+            ins.sockets
+                .get(i)
+                .map(|s| row(s, detail, ins.pod.as_ref()))
+                .unwrap_or_default()
+        })?;
     }
     footer(out, ins, color)
 }
