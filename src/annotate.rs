@@ -155,7 +155,7 @@ mod tests {
             }),
             fd: 3,
             kind,
-            basis: String::new(),
+            basis: "".into(),
             container: None,
         }
     }

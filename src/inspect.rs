@@ -4,12 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::annotate;
 use crate::catalog::Catalog;
 use crate::classify::{Classification, classify};
 use crate::error::Error;
-use crate::model::{Family, Holder, PodRef, Proto, Socket, State};
+use crate::model::{Family, Holder, Kind, PodRef, Proto, Socket, State};
 use crate::node;
 use crate::parse::sock_diag::ReplyError;
 use crate::parse::{proc_net, proc_pid, sock_diag};
@@ -605,17 +606,20 @@ pub(crate) fn apply_owners(
         }
     };
     // Once per process, not per socket: Envoy holds thousands (issue 5).
-    let mut kinds: HashMap<i32, Classification> = HashMap::new();
+    let mut kinds: HashMap<i32, (Kind, Arc<str>)> = HashMap::new();
     for s in sockets.iter_mut() {
         s.holders = owners
             .of(s.inode)
             .map(|(p, fd)| {
-                let c = kinds.entry(p.pid).or_insert_with(|| classify(p));
+                let (kind, basis) = kinds.entry(p.pid).or_insert_with(|| {
+                    let Classification { kind, basis } = classify(p);
+                    (kind, basis.into())
+                });
                 Holder {
                     process: p.clone(),
                     fd,
-                    kind: c.kind,
-                    basis: c.basis.clone(),
+                    kind: *kind,
+                    basis: basis.clone(),
                     container: None,
                 }
             })

@@ -270,7 +270,8 @@ pub struct Holder {
     pub fd: i32,
     pub kind: Kind,
     /// What the classification rests on (for `-o wide`), e.g. "exe envoy, parent pilot-agent".
-    pub basis: String,
+    /// Shared by every holder of one process, as `process` is.
+    pub basis: std::sync::Arc<str>,
     /// The pod container the process runs in, from its cgroup (None off a node, or outside
     /// any pod). Shared by every holder of one process: Envoy holds thousands of sockets.
     pub container: Option<std::sync::Arc<ContainerRef>>,

@@ -351,7 +351,7 @@ mod tests {
             }),
             fd: 3,
             kind: Kind::Envoy,
-            basis: String::new(),
+            basis: "".into(),
             container: None,
         });
         s

@@ -477,7 +477,7 @@ fn process_doc(h: &Holder) -> ProcessDoc {
         comm_hex: hex_if_not_utf8(&p.comm),
         fd: h.fd,
         kind: h.kind,
-        kind_basis: h.basis.clone(),
+        kind_basis: h.basis.to_string(),
         ppid: p.ppid,
         uid: p.uid,
         exe: p.exe.as_ref().map(RawText::lossy),

@@ -117,7 +117,7 @@ mod tests {
                 }),
                 fd: 3,
                 kind: Kind::App,
-                basis: String::new(),
+                basis: "".into(),
                 container: Some(Arc::new(c)),
             });
         }

@@ -323,7 +323,7 @@ mod tests {
             }),
             fd: 3,
             kind: Kind::App,
-            basis: String::new(),
+            basis: "".into(),
             container: None,
         };
         let target = |port| Target {
