@@ -8,6 +8,7 @@ use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::inspect::{self, Request};
 use crate::probe::{self, Outcome, Report, http};
+use crate::sys::http as sys_http;
 use crate::sys::ifaddrs;
 use crate::sys::netns::NsError;
 
@@ -63,8 +64,8 @@ pub fn probe(plan: &Plan, catalog: &Catalog) -> Result<Report, Error> {
                 .targets
                 .iter()
                 .map(|t| {
-                    http::get(t.socket_addr(), t.path, timeout).map_err(|e| match e {
-                        http::GetError::Timeout => {
+                    sys_http::get(t.socket_addr(), t.path, timeout).map_err(|e| match e {
+                        sys_http::GetError::Timeout => {
                             format!("timed out after {}", probe::human(timeout))
                         }
                         e => e.to_string(),

@@ -1,9 +1,13 @@
 //! The only place podports makes syscalls: namespace entry, netlink I/O, /proc reading, the
-//! in-kernel fd walk (a BPF iterator that reads fd tables) and the node's pod records (kubelet
-//! log directories, cgroups).
-//! Everything here reads; nothing here ever writes to the target or the host.
+//! in-kernel fd walk (a BPF iterator that reads fd tables), the node's pod records (kubelet
+//! log directories, cgroups) and `probe`'s one GET per port (http.rs).
+//! Everything here reads; nothing here ever writes to the target or the host, but for the
+//! GET that `probe`, and only `probe`, sends to the pod's own HTTP ports. (The `check`
+//! command's own files, its `--expect` input and `--junit` report, are read and written by
+//! `check::run`, as `main` writes stdout.)
 
 pub mod bpf;
+pub mod http;
 pub mod ifaddrs;
 pub mod netlink;
 pub mod netns;
