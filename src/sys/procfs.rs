@@ -211,16 +211,7 @@ impl Walk<'_> {
                     again.retain(|(inode, _, _)| wanted.contains(inode));
                     fds = again;
                 }
-                let found = Found {
-                    scanned: {
-                        let mut pids: Vec<i32> = fds.iter().map(|(_, pid, _)| *pid).collect();
-                        pids.sort_unstable();
-                        pids.dedup();
-                        pids.len()
-                    },
-                    fds,
-                    unreadable: Vec::new(),
-                };
+                let found = self.procfs.as_proc_shows(fds)?;
                 return Ok(self.procfs.holders(found, FdWalk::Bpf));
             }
             Some(Err(why)) if self.procfs.fd_walk == FdWalk::Bpf => {
@@ -292,6 +283,23 @@ impl ProcRoot {
         }
     }
 
+    /// The kernel walk's holders, less those of processes whose fd links `/proc` would not
+    /// let us read: one `readlink` per holding process (not per fd) asks the kernel's own
+    /// permission checks, LSM policies included (AppArmor's default container profile
+    /// denies reading unconfined processes). Those count as unreadable, as in the /proc walk.
+    fn as_proc_shows(&self, fds: Vec<SocketFd>) -> io::Result<Found> {
+        let root = nix::fcntl::open(
+            &self.root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut buf = [0u8; LINK_BUF];
+        Ok(drop_unreadable(fds, |pid, fd| {
+            let path = CString::new(format!("{pid}/fd/{fd}")).map_err(|_| Errno::EINVAL)?;
+            readlink_at(&root, &path, &mut buf).map(|_| ())
+        }))
+    }
+
     /// Every socket fd on the node, from the kernel walk, if it may be used here: the pids it
     /// reports are those of the initial pid namespace, so this `/proc` must be that
     /// namespace's (ours, and ours the initial one); and it bypasses the permission checks
@@ -326,6 +334,41 @@ impl ProcRoot {
             return Err("needs CAP_DAC_READ_SEARCH".into());
         }
         crate::sys::bpf::socket_fds().map_err(|e| e.to_string())
+    }
+}
+
+/// `fds` less the processes for which `readlink(pid, fd)` is refused (EACCES, EPERM), which
+/// are listed as unreadable. One fd per process is asked: the first still open decides (an fd
+/// closed since the walk says nothing about the others).
+fn drop_unreadable(
+    mut fds: Vec<SocketFd>,
+    mut readlink: impl FnMut(i32, i32) -> Result<(), Errno>,
+) -> Found {
+    let mut by_pid: Vec<(i32, i32)> = fds.iter().map(|&(_, pid, fd)| (pid, fd)).collect();
+    by_pid.sort_unstable();
+    let mut hidden: Vec<i32> = Vec::new();
+    let mut scanned = 0;
+    for group in by_pid.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(pid, _)) = group.first() else {
+            continue;
+        };
+        scanned += 1;
+        for &(_, fd) in group {
+            match readlink(pid, fd) {
+                Ok(()) => break,
+                Err(Errno::EACCES | Errno::EPERM) => {
+                    hidden.push(pid);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    fds.retain(|(_, pid, _)| hidden.binary_search(pid).is_err());
+    Found {
+        fds,
+        unreadable: hidden,
+        scanned,
     }
 }
 
@@ -594,4 +637,41 @@ fn parse_num(name: &[u8]) -> Option<i32> {
 fn ns_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel walk keeps what /proc would show: a process whose fd links are refused
+    /// (an LSM policy) is dropped and counted as unreadable; an fd closed since the walk
+    /// (ENOENT) defers to the process's next fd; one readlink per process, not per fd.
+    #[test]
+    fn drop_unreadable_asks_once_per_process() {
+        let fds = vec![
+            (100, 7, 3),
+            (101, 7, 4),
+            (102, 8, 3),
+            (103, 9, 5),
+            (104, 9, 6),
+            (105, 10, 3),
+        ];
+        let mut asked = Vec::new();
+        let found = drop_unreadable(fds, |pid, fd| {
+            asked.push((pid, fd));
+            match (pid, fd) {
+                (8, _) => Err(Errno::EACCES),
+                (9, 5) => Err(Errno::ENOENT),
+                (10, _) => Err(Errno::EPERM),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(asked, vec![(7, 3), (8, 3), (9, 5), (9, 6), (10, 3)]);
+        assert_eq!(
+            found.fds,
+            vec![(100, 7, 3), (101, 7, 4), (103, 9, 5), (104, 9, 6)]
+        );
+        assert_eq!(found.unreadable, vec![8, 10]);
+        assert_eq!(found.scanned, 4);
+    }
 }
