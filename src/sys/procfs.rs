@@ -325,8 +325,8 @@ impl ProcRoot {
             .map_err(|e| format!("cannot read this process's status: {e}"))?;
         let caps = proc_pid::parse_status_cap_eff(&status).map_err(|e| e.to_string())?;
         // Listing another user's /proc/<pid>/fd takes a DAC capability, reading its links
-        // ptrace access, which CAP_SYS_PTRACE always grants (LSMs aside: an AppArmor or
-        // SELinux policy that denies ptrace reads is not consulted by the kernel walk).
+        // ptrace access, which CAP_SYS_PTRACE always grants (LSM policies aside: those are
+        // asked per holding process afterwards, in `as_proc_shows`).
         if caps & (1 << CAP_SYS_PTRACE) == 0 {
             return Err("needs CAP_SYS_PTRACE".into());
         }
