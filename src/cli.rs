@@ -93,8 +93,8 @@ pub struct Cli {
 
     /// How the processes holding each socket are found. `bpf`: one pass over every process's
     /// fd table inside the kernel (a BPF iterator that only reads; needs CAP_BPF and
-    /// CAP_PERFMON or CAP_SYS_ADMIN, plus CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and the node's
-    /// pid namespace, as root on a node has). `proc`: readlink every /proc/<pid>/fd/<n>, as ss and lsof do.
+    /// CAP_PERFMON or CAP_SYS_ADMIN, plus CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH or
+    /// CAP_DAC_OVERRIDE, and the node's pid namespace, as root on a node has). `proc`: readlink every /proc/<pid>/fd/<n>, as ss and lsof do.
     /// `auto`: bpf when it is allowed and works, else proc.
     #[arg(long, value_enum, default_value_t = FdWalkArg::Auto)]
     pub fd_walk: FdWalkArg,

@@ -381,11 +381,12 @@ fn podports_writes_nothing_but_its_own_output() {
         assert!(kernel_walk, "{}", String::from_utf8_lossy(&out.stdout));
     }
     if kernel_walk {
-        assert_eq!(
-            bpf_commands,
-            ["BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_ITER_CREATE"],
-            "{text}"
-        );
+        // Loaded and attached once; walked once, or twice when a socket had no holder.
+        let count = |c: &str| bpf_commands.iter().filter(|b| *b == c).count();
+        assert_eq!(count("BPF_PROG_LOAD"), 1, "{text}");
+        assert_eq!(count("BPF_LINK_CREATE"), 1, "{text}");
+        assert!((1..=2).contains(&count("BPF_ITER_CREATE")), "{text}");
+        assert_eq!(bpf_commands.len(), 2 + count("BPF_ITER_CREATE"), "{text}");
     } else {
         assert!(
             !bpf_commands.iter().any(|c| c == "BPF_ITER_CREATE"),

@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use common::compare::require_kernel_walk;
 use common::{Netns, Proc, assert_ss_holds_exactly, install_as, require_root, ss_sockets};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use podports::render::json::{Document, EndpointDoc, SocketDoc};
@@ -162,17 +163,16 @@ fn ten_thousand_sockets_match_ss_in_count_and_owners() {
         "a socket without an owner, though every one is held"
     );
     assert!(doc.warnings.is_empty(), "warnings: {:?}", doc.warnings);
-    // As root the holders come from the kernel walk (where the kernel can: see
-    // tests/fd_walk.rs); the /proc walk finds the same ones.
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        assert_eq!(doc.fd_walk.as_deref(), Some("bpf"));
+    // The kernel walk and the /proc walk find the same holders, at 10k.
+    if require_kernel_walk("ten_thousand_sockets_match_ss_in_count_and_owners (kernel walk)") {
+        let bpf = podports_json(&["--netns", pod.name(), "--fd-walk", "bpf"]);
+        let proc = podports_json(&["--netns", pod.name(), "--fd-walk", "proc"]);
+        assert_eq!(bpf.fd_walk.as_deref(), Some("bpf"));
+        assert_eq!(proc.fd_walk.as_deref(), Some("proc"));
+        let (bpf, proc) = (by_key(&bpf), by_key(&proc));
+        assert!(bpf == ours, "the kernel walk and the default differ at 10k");
+        assert!(proc == ours, "the /proc walk and the default differ at 10k");
     }
-    let proc = podports_json(&["--netns", pod.name(), "--fd-walk", "proc"]);
-    assert_eq!(proc.fd_walk.as_deref(), Some("proc"));
-    assert!(
-        by_key(&proc) == ours,
-        "the /proc walk and the kernel walk differ at 10k"
-    );
 
     // Listeners only: the dump that skips the established hash still finds every listener and
     // its one owner among 10k connections.

@@ -8,7 +8,8 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
 /// Writes `header` and the rows `row(0..n)`. `row` is called twice per row (measure, then
-/// write) and must give the same cells both times, as many as the header has.
+/// write) and must give the same cells both times, as many as the header has, each on one
+/// line (escaped: no newline, no control byte).
 pub fn write_blank(
     out: &mut impl Write,
     header: &[&str],
@@ -24,6 +25,11 @@ pub fn write_blank(
     line(out, header.iter().copied(), &widths)?;
     for i in 0..n {
         let cells = row(i);
+        debug_assert_eq!(
+            cells.len(),
+            widths.len(),
+            "row {i} has not the header's columns"
+        );
         line(out, cells.iter().map(String::as_str), &widths)?;
     }
     Ok(())

@@ -188,7 +188,8 @@ fn kinds(hs: &[Holder]) -> String {
             continue;
         }
         seen.push(h.process.pid);
-        parts.push(format!("{} ({})", h.kind, h.basis));
+        // The basis quotes the exe's name: the target's bytes.
+        parts.push(format!("{} ({})", h.kind, escape(h.basis.as_bytes())));
     }
     parts.join(" | ")
 }
@@ -275,7 +276,7 @@ mod tests {
             }),
             fd: 3,
             kind: Kind::App,
-            basis: "no mesh signature".into(),
+            basis: "comm envoy but exe ev\x1b[2Jil\nx".into(),
             container: None,
         });
         Inspection {

@@ -75,30 +75,53 @@ fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Every socket fd of every process in this pid namespace, as (socket inode, tgid, fd),
-/// sorted. The error says why the kernel walk cannot be used, for the caller to fall back.
-pub fn socket_fds() -> io::Result<Vec<SocketFd>> {
-    let raw = Blob::open(VMLINUX_BTF)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {VMLINUX_BTF}: {e}")))?;
-    let btf = Btf::parse(&raw).map_err(|e| io::Error::other(format!("{VMLINUX_BTF}: {e}")))?;
-    let attach = btf.func_id(fd_iter::ATTACH_FUNC).ok_or_else(|| {
-        io::Error::other(format!(
-            "this kernel has no {} (Linux 5.8 or later with BTF needed)",
-            fd_iter::ATTACH_FUNC
-        ))
-    })?;
-    let layout = Layout::from_btf(&btf).map_err(io::Error::other)?;
-    drop(btf);
-    drop(raw);
+/// The fd walk program, loaded and attached, ready to walk as often as asked: each walk is
+/// one `BPF_ITER_CREATE` and its reads. Closing it (drop) unloads everything.
+#[derive(Debug)]
+pub struct FdIter {
+    /// Holds the program: the link keeps its own reference, this one is for clarity of
+    /// ownership only.
+    _prog: OwnedFd,
+    link: OwnedFd,
+}
 
-    let insns = fd_iter::program(&layout);
-    let prog = load(&insns, attach)?;
-    let link = bpf(
-        BPF_LINK_CREATE,
-        Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
-    )?;
-    let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&link)))?;
-    read_all(fs::File::from(iter))
+impl FdIter {
+    /// Reads the kernel's BTF, assembles, loads and attaches the program. The error says why
+    /// the kernel walk cannot be used, for the caller to fall back.
+    pub fn load() -> io::Result<FdIter> {
+        let raw = Blob::open(VMLINUX_BTF)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {VMLINUX_BTF}: {e}")))?;
+        let btf = Btf::parse(&raw).map_err(|e| io::Error::other(format!("{VMLINUX_BTF}: {e}")))?;
+        let attach = btf.func_id(fd_iter::ATTACH_FUNC).ok_or_else(|| {
+            io::Error::other(format!(
+                "this kernel has no {} (Linux 5.8 or later with BTF needed)",
+                fd_iter::ATTACH_FUNC
+            ))
+        })?;
+        let layout = Layout::from_btf(&btf).map_err(io::Error::other)?;
+        drop(btf);
+        drop(raw);
+
+        let insns = fd_iter::program(&layout);
+        let prog = load(&insns, attach)?;
+        let link = bpf(
+            BPF_LINK_CREATE,
+            Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
+        )?;
+        Ok(FdIter { _prog: prog, link })
+    }
+
+    /// Every socket fd of every process in this pid namespace, as (socket inode, tgid, fd),
+    /// sorted, as the kernel has them now.
+    pub fn socket_fds(&self) -> io::Result<Vec<SocketFd>> {
+        let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&self.link)))?;
+        read_all(fs::File::from(iter))
+    }
+}
+
+/// One walk with a program loaded for it alone.
+pub fn socket_fds() -> io::Result<Vec<SocketFd>> {
+    FdIter::load()?.socket_fds()
 }
 
 /// The iterator's whole output, decoded as it comes. A `read` that visited a million fds

@@ -20,6 +20,7 @@ use nix::sys::stat::Mode;
 
 use crate::model::{ProcessInfo, RawText};
 use crate::parse::proc_pid;
+use crate::sys::bpf::FdIter;
 
 /// A `/proc` tree.
 #[derive(Debug, Clone)]
@@ -104,8 +105,9 @@ type SocketFd = (u64, i32, i32);
 pub struct Walk<'a> {
     procfs: &'a ProcRoot,
     target_netns: Option<u64>,
-    /// The kernel walk's socket fds, or why it was not used (unless `FdWalk::Proc`).
-    kernel: OnceLock<Result<Vec<SocketFd>, String>>,
+    /// The kernel walk (loaded, for a second walk) and its socket fds, or why it was not
+    /// used (unless `FdWalk::Proc`).
+    kernel: OnceLock<Result<(FdIter, Vec<SocketFd>), String>>,
     plan: OnceLock<io::Result<Plan>>,
     /// Index of the next process of `Plan::first` to read.
     next: AtomicUsize,
@@ -184,7 +186,7 @@ impl Walk<'_> {
         lock(&self.found).merge(mine);
     }
 
-    fn kernel(&self) -> &Result<Vec<SocketFd>, String> {
+    fn kernel(&self) -> &Result<(FdIter, Vec<SocketFd>), String> {
         self.kernel.get_or_init(|| self.procfs.kernel_walk())
     }
 
@@ -200,13 +202,14 @@ impl Walk<'_> {
     pub fn finish(self, wanted: &HashSet<u64>) -> io::Result<Owners> {
         self.work();
         match self.kernel.into_inner() {
-            Some(Ok(mut fds)) => {
+            Some(Ok((iter, mut fds))) => {
                 fds.retain(|(inode, _, _)| wanted.contains(inode));
                 // The walk ran while the sockets were dumped: a socket made meanwhile is in
-                // the dump and not in the walk. Walk again, now that the dump is done (the
-                // /proc walk's second pass does the same for the rest of the node).
+                // the dump and not in the walk. Walk again, now that the dump is done, with
+                // the program already loaded (a socket no process holds, such as a kernel
+                // socket, costs this second walk too: a few ms per 10k fds on the node).
                 if has_unowned(wanted, &fds)
-                    && let Ok(mut again) = self.procfs.kernel_walk()
+                    && let Ok(mut again) = iter.socket_fds()
                 {
                     again.retain(|(inode, _, _)| wanted.contains(inode));
                     fds = again;
@@ -295,7 +298,11 @@ impl ProcRoot {
         )?;
         let mut buf = [0u8; LINK_BUF];
         Ok(drop_unreadable(fds, |pid, fd| {
-            let path = CString::new(format!("{pid}/fd/{fd}")).map_err(|_| Errno::EINVAL)?;
+            let path = match fd {
+                Some(fd) => format!("{pid}/fd/{fd}"),
+                None => format!("{pid}/exe"),
+            };
+            let path = CString::new(path).map_err(|_| Errno::EINVAL)?;
             readlink_at(&root, &path, &mut buf).map(|_| ())
         }))
     }
@@ -306,7 +313,7 @@ impl ProcRoot {
     /// that guard `/proc/<pid>/fd`, so only a caller they never stop (CAP_SYS_PTRACE and
     /// CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE) gets it. Else, or if the kernel refuses it,
     /// why not.
-    fn kernel_walk(&self) -> Result<Vec<SocketFd>, String> {
+    fn kernel_walk(&self) -> Result<(FdIter, Vec<SocketFd>), String> {
         let me = std::process::id().to_string();
         let own = fs::read_link(self.root.join("self"))
             .is_ok_and(|l| l.as_os_str().as_bytes() == me.as_bytes());
@@ -333,16 +340,21 @@ impl ProcRoot {
         if caps & ((1 << CAP_DAC_READ_SEARCH) | (1 << CAP_DAC_OVERRIDE)) == 0 {
             return Err("needs CAP_DAC_READ_SEARCH".into());
         }
-        crate::sys::bpf::socket_fds().map_err(|e| e.to_string())
+        let iter = FdIter::load().map_err(|e| e.to_string())?;
+        let fds = iter.socket_fds().map_err(|e| e.to_string())?;
+        Ok((iter, fds))
     }
 }
 
-/// `fds` less the processes for which `readlink(pid, fd)` is refused (EACCES, EPERM), which
-/// are listed as unreadable. One fd per process is asked: the first still open decides (an fd
-/// closed since the walk says nothing about the others).
+/// `fds` less the processes for which `readlink(pid, Some(fd))` is refused (EACCES, EPERM),
+/// which are listed as unreadable. The first fd still there decides (an fd closed since the
+/// walk says nothing). When none is there (ENOENT before any permission check: the socket is
+/// in a thread's own fd table, or the main thread has exited), `readlink(pid, None)` of the
+/// exe link decides: the kernel checks it as it checks fd links, and fails with ENOENT only
+/// after the check passed.
 fn drop_unreadable(
     mut fds: Vec<SocketFd>,
-    mut readlink: impl FnMut(i32, i32) -> Result<(), Errno>,
+    mut readlink: impl FnMut(i32, Option<i32>) -> Result<(), Errno>,
 ) -> Found {
     let mut by_pid: Vec<(i32, i32)> = fds.iter().map(|&(_, pid, fd)| (pid, fd)).collect();
     by_pid.sort_unstable();
@@ -353,15 +365,13 @@ fn drop_unreadable(
             continue;
         };
         scanned += 1;
-        for &(_, fd) in group {
-            match readlink(pid, fd) {
-                Ok(()) => break,
-                Err(Errno::EACCES | Errno::EPERM) => {
-                    hidden.push(pid);
-                    break;
-                }
-                Err(_) => {}
-            }
+        let verdict = group
+            .iter()
+            .map(|&(_, fd)| readlink(pid, Some(fd)))
+            .find(|r| *r != Err(Errno::ENOENT))
+            .unwrap_or_else(|| readlink(pid, None));
+        if matches!(verdict, Err(Errno::EACCES | Errno::EPERM)) {
+            hidden.push(pid);
         }
     }
     fds.retain(|(_, pid, _)| hidden.binary_search(pid).is_err());
@@ -645,7 +655,7 @@ mod tests {
 
     /// The kernel walk keeps what /proc would show: a process whose fd links are refused
     /// (an LSM policy) is dropped and counted as unreadable; an fd closed since the walk
-    /// (ENOENT) defers to the process's next fd; one readlink per process, not per fd.
+    /// (ENOENT) defers to the process's next fd, and then to its exe link.
     #[test]
     fn drop_unreadable_asks_once_per_process() {
         let fds = vec![
@@ -655,23 +665,48 @@ mod tests {
             (103, 9, 5),
             (104, 9, 6),
             (105, 10, 3),
+            (106, 11, 3),
+            (107, 12, 4),
         ];
         let mut asked = Vec::new();
         let found = drop_unreadable(fds, |pid, fd| {
             asked.push((pid, fd));
             match (pid, fd) {
                 (8, _) => Err(Errno::EACCES),
-                (9, 5) => Err(Errno::ENOENT),
+                (9, Some(5)) => Err(Errno::ENOENT),
                 (10, _) => Err(Errno::EPERM),
+                // Every fd gone from /proc/<pid>/fd (main thread exited): the exe link decides.
+                (11 | 12, Some(_)) => Err(Errno::ENOENT),
+                (11, None) => Err(Errno::ENOENT),
+                (12, None) => Err(Errno::EACCES),
                 _ => Ok(()),
             }
         });
-        assert_eq!(asked, vec![(7, 3), (8, 3), (9, 5), (9, 6), (10, 3)]);
+        assert_eq!(
+            asked,
+            vec![
+                (7, Some(3)),
+                (8, Some(3)),
+                (9, Some(5)),
+                (9, Some(6)),
+                (10, Some(3)),
+                (11, Some(3)),
+                (11, None),
+                (12, Some(4)),
+                (12, None)
+            ]
+        );
         assert_eq!(
             found.fds,
-            vec![(100, 7, 3), (101, 7, 4), (103, 9, 5), (104, 9, 6)]
+            vec![
+                (100, 7, 3),
+                (101, 7, 4),
+                (103, 9, 5),
+                (104, 9, 6),
+                (106, 11, 3)
+            ]
         );
-        assert_eq!(found.unreadable, vec![8, 10]);
-        assert_eq!(found.scanned, 4);
+        assert_eq!(found.unreadable, vec![8, 10, 12]);
+        assert_eq!(found.scanned, 6);
     }
 }

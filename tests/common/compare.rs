@@ -213,10 +213,24 @@ pub fn require_kernel_walk(test_name: &str) -> bool {
             .port()
             .to_string();
         let out = podports(&["-u", "--port", &port, "--fd-walk", "bpf", "-o", "json"]);
-        if out.status.success() {
+        if !out.status.success() {
+            return Err(stderr(&out));
+        }
+        // The walk ran and found us: a listing with no socket to own never walks at all.
+        let doc: Document = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let me = std::process::id() as i32;
+        let found = doc
+            .sockets
+            .iter()
+            .any(|s| s.processes.iter().any(|p| p.pid == me));
+        if doc.fd_walk.as_deref() == Some("bpf") && found {
             Ok(())
         } else {
-            Err(stderr(&out))
+            Err(format!(
+                "--fd-walk bpf did not find this test's own socket on port {port}                  (fd_walk {:?}, {} sockets)",
+                doc.fd_walk,
+                doc.sockets.len()
+            ))
         }
     });
     match probe {
