@@ -355,6 +355,23 @@ fn output_text(o: &Output) -> String {
     )
 }
 
+/// `--fd-walk bpf` is exit 3 naming `why`.
+fn assert_refused(o: &Output, why: &str) {
+    assert_eq!(o.status.code(), Some(3), "{}", output_text(o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(why),
+        "{}",
+        output_text(o)
+    );
+}
+
+/// `--fd-walk auto` falls back to the /proc walk and succeeds.
+fn assert_proc_fallback(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(o));
+    let doc: Document = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc.fd_walk.as_deref(), Some("proc"));
+}
+
 #[test]
 fn the_kernel_walk_is_refused_where_it_would_see_more_than_proc() {
     if !require_root("the_kernel_walk_is_refused_where_it_would_see_more_than_proc") {
@@ -363,46 +380,29 @@ fn the_kernel_walk_is_refused_where_it_would_see_more_than_proc() {
     let ns = Netns::new();
     let _app = Proc::start(&ns, &install_as("myapp"), &["tcp-listen=0.0.0.0:9080"]);
     let exe = env!("CARGO_BIN_EXE_podports");
+    // podports under `wrapper`, with the given walk.
+    let under = |wrapper: &[&str], walk: &str| {
+        Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .args([exe, "-o", "json", "--netns", ns.name(), "--fd-walk", walk])
+            .output()
+            .unwrap()
+    };
 
     // Without CAP_SYS_PTRACE: /proc would hide other users' fds; so must we.
-    let no_ptrace = |walk: &str| {
-        Command::new("setpriv")
-            .args(["--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"])
-            .args([exe, "-o", "json", "--netns", ns.name(), "--fd-walk", walk])
-            .output()
-            .unwrap()
-    };
-    let o = no_ptrace("bpf");
-    assert_eq!(o.status.code(), Some(3), "{}", output_text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("CAP_SYS_PTRACE"),
-        "{}",
-        output_text(&o)
-    );
-    let o = no_ptrace("auto");
-    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
-    let doc: Document = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc.fd_walk.as_deref(), Some("proc"));
+    let no_ptrace = [
+        "setpriv",
+        "--bounding-set=-sys_ptrace",
+        "--inh-caps=-sys_ptrace",
+        "--",
+    ];
+    assert_refused(&under(&no_ptrace, "bpf"), "CAP_SYS_PTRACE");
+    assert_proc_fallback(&under(&no_ptrace, "auto"));
 
     // In a pid namespace of its own, the kernel's pids are not this /proc's.
-    let in_pidns = |walk: &str| {
-        Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--"])
-            .args([exe, "-o", "json", "--netns", ns.name(), "--fd-walk", walk])
-            .output()
-            .unwrap()
-    };
-    let o = in_pidns("bpf");
-    assert_eq!(o.status.code(), Some(3), "{}", output_text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not in the node's pid namespace"),
-        "{}",
-        output_text(&o)
-    );
-    let o = in_pidns("auto");
-    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
-    let doc: Document = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(doc.fd_walk.as_deref(), Some("proc"));
+    let in_pidns = ["unshare", "--pid", "--fork", "--mount-proc", "--"];
+    assert_refused(&under(&in_pidns, "bpf"), "not in the node's pid namespace");
+    assert_proc_fallback(&under(&in_pidns, "auto"));
 
     // Another /proc (a host's, mounted elsewhere) whose pids are not ours.
     let fake = Scratch::new();
@@ -417,10 +417,5 @@ fn the_kernel_walk_is_refused_where_it_would_see_more_than_proc() {
         "--fd-walk",
         "bpf",
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", output_text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not the /proc of this pid namespace"),
-        "{}",
-        output_text(&o)
-    );
+    assert_refused(&o, "not the /proc of this pid namespace");
 }
