@@ -72,3 +72,8 @@ pub fn btf_blob(data: &[u8]) {
     }
     let _ = crate::fd_iter::decode(data);
 }
+
+/// A container runtime's `config.json` (containerd's or CRI-O's annotations).
+pub fn runtime_config(data: &[u8]) {
+    let _ = crate::parse::runtime::parse_config(data);
+}

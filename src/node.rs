@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::inspect::{self, Inspection, NetnsInfo, Request, Source, Target};
 use crate::model::{ContainerRef, PodRef, Socket};
-use crate::parse::cgroup;
+use crate::parse::{cgroup, runtime};
 use crate::pods::{LivePod, Node};
 use crate::sys::node::{self as sysnode, HostRoot};
 use crate::sys::procfs::{FdWalk, ProcRoot};
@@ -27,7 +27,7 @@ pub struct PodTarget {
 }
 
 /// Reads the node's pod records: log directories, container links, one walk of
-/// `<proc>/*/cgroup`.
+/// `<proc>/*/cgroup`, and the runtime's config of any container those leave unnamed.
 pub fn scan(host: &HostRoot, procfs: &ProcRoot) -> Result<Node, Error> {
     let dirs = match sysnode::pod_dirs(host) {
         Ok(d) => d,
@@ -47,7 +47,17 @@ pub fn scan(host: &HostRoot, procfs: &ProcRoot) -> Result<Node, Error> {
             procfs.path().display()
         ))
     })?;
-    Ok(Node::new(dirs, links, procs))
+    let node = Node::new(dirs, links, procs);
+    // The runtime's records, only for containers the kubelet's names leave unnamed.
+    let runtime = node
+        .ids_needing_runtime()
+        .into_iter()
+        .filter_map(|id| {
+            let record = runtime::parse_config(&sysnode::runtime_config(host, &id)?).ok()?;
+            Some((id, record))
+        })
+        .collect();
+    Ok(node.with_runtime(runtime))
 }
 
 /// Resolves `--pod`, `--pod-uid` and `--container` to a process of the pod; None for the

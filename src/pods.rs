@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::model::{ContainerRef, PodRef};
 use crate::parse::cgroup::{self, Placement};
 use crate::parse::kubelet::ContainerLink;
+use crate::parse::runtime::RuntimeRecord;
 use crate::sys::node::{PodLogDir, PodProcess};
 
 /// How many near matches an error lists.
@@ -22,6 +23,8 @@ pub struct Node {
     links: Vec<ContainerLink>,
     procs: Vec<PodProcess>,
     by_pid: HashMap<i32, usize>,
+    /// The runtime's records of containers the kubelet's names leave unnamed, by container ID.
+    runtime: HashMap<String, RuntimeRecord>,
 }
 
 /// A pod with running processes, for the sweep of the whole node.
@@ -56,7 +59,37 @@ impl Node {
             links,
             procs,
             by_pid,
+            runtime: HashMap::new(),
         }
+    }
+
+    /// The same node, with the runtime's records (`config.json` annotations) of the
+    /// containers `ids_needing_runtime` asked for.
+    pub fn with_runtime(mut self, runtime: HashMap<String, RuntimeRecord>) -> Node {
+        self.runtime = runtime;
+        self
+    }
+
+    /// The container IDs of running processes that the kubelet's log links and directories
+    /// leave without a container name, or whose pod they leave without a name: only for
+    /// these is the runtime's own record worth reading.
+    pub fn ids_needing_runtime(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|p| !p.placement.is_conmon())
+            .filter_map(|p| {
+                let id = &p.placement.container.as_ref()?.id;
+                let linked = self.links.iter().any(|l| id.starts_with(&l.id));
+                let pod_named = self
+                    .uid_of(&p.placement)
+                    .is_some_and(|uid| self.kubelet_pod_name(&uid).is_some());
+                (!linked || !pod_named).then(|| id.clone())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     pub fn has_pod_dirs(&self) -> bool {
@@ -89,23 +122,22 @@ impl Node {
                     .filter(|l| id.starts_with(&l.id))
                     .find_map(|l| l.uid.clone())
             })
+            .or_else(|| self.runtime.get(id).and_then(|r| r.pod_uid.clone()))
     }
 
     /// The pod with this UID, named from its log directory (or a container link), or by UID
     /// alone.
     pub fn pod_ref(&self, uid: &str) -> PodRef {
-        let from_dir = self
-            .dirs
-            .iter()
-            .find(|d| d.dir.uid == uid && d.dir.name.is_some())
-            .map(|d| (d.dir.namespace.clone(), d.dir.name.clone()));
-        let from_link = || {
-            self.links
-                .iter()
-                .find(|l| l.uid.as_deref() == Some(uid))
-                .map(|l| (Some(l.namespace.clone()), Some(l.pod.clone())))
+        let from_runtime = || {
+            self.runtime
+                .values()
+                .find(|r| r.pod_uid.as_deref() == Some(uid) && r.pod_name.is_some())
+                .map(|r| (r.pod_namespace.clone(), r.pod_name.clone()))
         };
-        let (namespace, name) = from_dir.or_else(from_link).unwrap_or((None, None));
+        let (namespace, name) = self
+            .kubelet_pod_name(uid)
+            .or_else(from_runtime)
+            .unwrap_or((None, None));
         PodRef {
             namespace,
             name,
@@ -113,10 +145,26 @@ impl Node {
         }
     }
 
+    /// (namespace, name) of the pod with this UID, from its log directory or a container link.
+    fn kubelet_pod_name(&self, uid: &str) -> Option<(Option<String>, Option<String>)> {
+        let from_dir = self
+            .dirs
+            .iter()
+            .find(|d| d.dir.uid == uid && d.dir.name.is_some())
+            .map(|d| (d.dir.namespace.clone(), d.dir.name.clone()));
+        from_dir.or_else(|| {
+            self.links
+                .iter()
+                .find(|l| l.uid.as_deref() == Some(uid))
+                .map(|l| (Some(l.namespace.clone()), Some(l.pod.clone())))
+        })
+    }
+
     /// The pod and container a cgroup placement names, with the container's name from the
     /// kubelet's log links (a link names a container ID, or its first digits when the link
-    /// name was cut at 255 bytes). When no link names it and the pod has a single container
-    /// log directory and a single container other than pause, that is its name.
+    /// name was cut at 255 bytes), else from the runtime's record of the container. When
+    /// neither names it and the pod has a single container log directory and a single
+    /// container other than pause, that is its name.
     pub fn container_ref(&self, placement: &Placement) -> Option<ContainerRef> {
         let uid = self.uid_of(placement)?;
         let pod = self.pod_ref(&uid);
@@ -132,6 +180,12 @@ impl Node {
             .iter()
             .find(|l| c.id.starts_with(&l.id) && l.uid.as_ref().is_none_or(|u| *u == uid))
             .map(|l| l.container.clone())
+            .or_else(|| {
+                self.runtime
+                    .get(&c.id)
+                    .filter(|r| r.pod_uid.as_ref().is_none_or(|u| *u == uid))
+                    .and_then(|r| r.container.clone())
+            })
             .or_else(|| self.only_container_name(&uid, &c.id));
         Some(ContainerRef {
             pod,
@@ -797,5 +851,51 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("productpage", "productpage-v1"), 3);
+    }
+
+    /// No log directory and no link: the runtime's record names the pod and the container,
+    /// and `--pod` finds the pod by that name. A record of another pod's UID names nothing.
+    #[test]
+    fn the_runtime_record_names_what_the_kubelet_does_not() {
+        let bare = Node::new(
+            Vec::new(),
+            Vec::new(),
+            vec![
+                proc_(10, Some(UID), PAUSE, "pause", 5),
+                proc_(11, Some(UID), PROXY, "envoy", 5),
+                proc_(12, Some(UID), APP, "myapp", 5),
+            ],
+        );
+        assert_eq!(bare.ids_needing_runtime(), vec![PAUSE, PROXY, APP]);
+        let record = |container: Option<&str>, uid: &str, sandbox: bool| RuntimeRecord {
+            container: container.map(String::from),
+            pod_namespace: Some("default".into()),
+            pod_name: Some("productpage-v1".into()),
+            pod_uid: Some(uid.into()),
+            sandbox,
+        };
+        let node = bare.with_runtime(HashMap::from([
+            (PAUSE.to_string(), record(None, UID, true)),
+            (PROXY.to_string(), record(Some("istio-proxy"), UID, false)),
+            (APP.to_string(), record(Some("wrong"), UID2, false)),
+        ]));
+        let placement = |pid| node.process(pid).unwrap().placement.clone();
+        let proxy = node.container_ref(&placement(11)).unwrap();
+        assert_eq!(proxy.name.as_deref(), Some("istio-proxy"));
+        assert_eq!(proxy.pod.name.as_deref(), Some("productpage-v1"));
+        assert_eq!(proxy.pod.namespace.as_deref(), Some("default"));
+        let app = node.container_ref(&placement(12)).unwrap();
+        assert_eq!(app.name, None, "a record of another pod names nothing");
+        assert_eq!(
+            node.find_pod(Some("default"), "productpage-v1"),
+            Ok(UID.to_string())
+        );
+        // With the kubelet's names there, nothing is asked of the runtime.
+        let named = Node::new(
+            vec![dir("default", "productpage-v1", UID, &["istio-proxy"])],
+            vec![link("productpage-v1", "default", "istio-proxy", PROXY, UID)],
+            vec![proc_(11, Some(UID), PROXY, "envoy", 5)],
+        );
+        assert!(named.ids_needing_runtime().is_empty());
     }
 }

@@ -63,3 +63,8 @@ fn kubelet_corpus() {
 fn btf_corpus() {
     assert!(replay("btf", fuzz_targets::btf_blob) >= 2);
 }
+
+#[test]
+fn runtime_corpus() {
+    assert!(replay("runtime", fuzz_targets::runtime_config) >= 3);
+}

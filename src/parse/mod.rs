@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod kubelet;
 pub mod proc_net;
 pub mod proc_pid;
+pub mod runtime;
 pub mod sock_diag;
 
 /// Why a whole input could not be parsed (`/proc/<pid>/stat` without a `)`, ...).

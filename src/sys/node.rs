@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
@@ -133,6 +133,36 @@ pub fn container_links(host: &HostRoot) -> Vec<ContainerLink> {
         .collect();
     out.sort();
     out
+}
+
+/// Where containerd and CRI-O keep a running container's OCI config (`<id>` is the runtime's
+/// container ID, 64 hex digits).
+const RUNTIME_CONFIGS: [(&str, &str); 2] = [
+    (
+        "run/containerd/io.containerd.runtime.v2.task/k8s.io",
+        "config.json",
+    ),
+    (
+        "run/containers/storage/overlay-containers",
+        "userdata/config.json",
+    ),
+];
+
+/// A config.json is a few KiB to a few hundred; past this it is not one.
+const RUNTIME_CONFIG_MAX: u64 = 4 << 20;
+
+/// The runtime's `config.json` of container `id` (containerd's, else CRI-O's), if the node
+/// has one. An ID that is not hex is never made into a path.
+pub fn runtime_config(host: &HostRoot, id: &str) -> Option<Vec<u8>> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    RUNTIME_CONFIGS.iter().find_map(|(dir, file)| {
+        let file = fs::File::open(host.root().join(dir).join(id).join(file)).ok()?;
+        let mut bytes = Vec::new();
+        file.take(RUNTIME_CONFIG_MAX).read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    })
 }
 
 /// A process in a pod's cgroup.
