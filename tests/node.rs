@@ -1176,84 +1176,106 @@ fn pod_flags_are_checked() {
 }
 
 /// The kubelet's names gone (no log directory, no links: a DaemonSet without /var/log, or
-/// logs kept elsewhere): the runtime's own config.json of each container, containerd's for one
-/// pod and CRI-O's for another, names the pod and the containers, and `--pod` finds the pod.
+/// logs kept elsewhere): the runtime's own record of each container (containerd's config.json
+/// for one pod, CRI-O's for another, docker's config.v2.json under cri-dockerd for a third)
+/// names the pod and the containers, and `--pod` finds the pod.
 #[test]
 fn the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not() {
     if !require_root("the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not") {
         return;
     }
     let node = SimNode::new();
-    let (containerd_pod, envoy_pid) = sidecar_pod(
-        &node,
-        Layout::SystemdContainerd,
-        "default",
-        "reviews-v2-5b667bcbf8-x9z2p",
-    );
-    let (crio_pod, crio_envoy) = sidecar_pod(
-        &node,
-        Layout::SystemdCrioCrun,
-        "shop",
-        "cart-7d9f8c6b5-q4w8e",
-    );
+    let pods = [
+        sidecar_pod(
+            &node,
+            Layout::SystemdContainerd,
+            "default",
+            "reviews-v2-5b667bcbf8-x9z2p",
+        ),
+        sidecar_pod(
+            &node,
+            Layout::SystemdCrioCrun,
+            "shop",
+            "cart-7d9f8c6b5-q4w8e",
+        ),
+        sidecar_pod(
+            &node,
+            Layout::V1CgroupfsDocker,
+            "bookinfo",
+            "details-v1-79f774bdb9-kq8zl",
+        ),
+    ];
     let root = node.root();
     fs::remove_dir_all(root.join("var/log/pods")).unwrap();
     fs::remove_dir_all(root.join("var/log/containers")).unwrap();
-    for (pod, crio) in [(&containerd_pod, false), (&crio_pod, true)] {
+    for (pod, _) in &pods {
         for c in &pod.containers {
-            let (dir, annotations) = if crio {
-                (
-                    root.join(format!(
-                        "run/containers/storage/overlay-containers/{}/userdata",
+            let sandbox = c.name == "pause";
+            let (file, record) = match pod.layout {
+                Layout::SystemdCrioCrun => (
+                    format!(
+                        "run/containers/storage/overlay-containers/{}/userdata/config.json",
                         c.id
-                    )),
-                    serde_json::json!({
-                        "io.kubernetes.container.name": if c.name == "pause" { "POD" } else { c.name.as_str() },
+                    ),
+                    serde_json::json!({"ociVersion": "1.0.2-dev", "annotations": {
+                        "io.kubernetes.container.name": if sandbox { "POD" } else { c.name.as_str() },
                         "io.kubernetes.pod.name": pod.name,
                         "io.kubernetes.pod.namespace": pod.namespace,
                         "io.kubernetes.pod.uid": pod.uid,
-                        "io.kubernetes.cri-o.ContainerType": if c.name == "pause" { "sandbox" } else { "container" },
-                    }),
-                )
-            } else {
-                (
-                    root.join(format!(
-                        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{}",
+                        "io.kubernetes.cri-o.ContainerType": if sandbox { "sandbox" } else { "container" },
+                    }}),
+                ),
+                Layout::V1CgroupfsDocker => (
+                    format!("var/lib/docker/containers/{}/config.v2.json", c.id),
+                    serde_json::json!({"ID": c.id, "Config": {"Labels": {
+                        "io.kubernetes.container.name": if sandbox { "POD" } else { c.name.as_str() },
+                        "io.kubernetes.docker.type": if sandbox { "podsandbox" } else { "container" },
+                        "io.kubernetes.pod.name": pod.name,
+                        "io.kubernetes.pod.namespace": pod.namespace,
+                        "io.kubernetes.pod.uid": pod.uid,
+                    }}}),
+                ),
+                _ => (
+                    format!(
+                        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{}/config.json",
                         c.id
-                    )),
-                    serde_json::json!({
+                    ),
+                    serde_json::json!({"ociVersion": "1.1.0", "annotations": {
                         "io.kubernetes.cri.container-name": c.name,
-                        "io.kubernetes.cri.container-type": if c.name == "pause" { "sandbox" } else { "container" },
+                        "io.kubernetes.cri.container-type": if sandbox { "sandbox" } else { "container" },
                         "io.kubernetes.cri.sandbox-name": pod.name,
                         "io.kubernetes.cri.sandbox-namespace": pod.namespace,
                         "io.kubernetes.cri.sandbox-uid": pod.uid,
-                    }),
-                )
+                    }}),
+                ),
             };
-            fs::create_dir_all(&dir).unwrap();
-            let config = serde_json::json!({"ociVersion": "1.1.0", "annotations": annotations});
-            fs::write(dir.join("config.json"), config.to_string()).unwrap();
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, record.to_string()).unwrap();
         }
     }
-    for (pod, envoy) in [(&containerd_pod, envoy_pid), (&crio_pod, crio_envoy)] {
+    for (pod, envoy) in &pods {
         let ss = settle(&pod.ns);
         let doc = json(root, &["--pod", &format!("{}/{}", pod.namespace, pod.name)]);
         assert_matches_ss(&doc, &ss);
-        assert_eq!(doc.pod, Some(pod.pod_ref()));
+        assert_eq!(doc.pod, Some(pod.pod_ref()), "{:?}", pod.layout);
         let owners = owner_containers(&doc);
         assert_eq!(
-            owners.get(&envoy),
+            owners.get(envoy),
             Some(&(
                 Some("istio-proxy".into()),
                 Some(pod.container_named("istio-proxy").id.clone()),
                 pod.uid.clone()
             )),
-            "{owners:?}"
+            "{:?}: {owners:?}",
+            pod.layout
         );
         let app = pod.procs[2].pid();
         assert_eq!(
             owners.get(&app).and_then(|o| o.0.as_deref()),
-            Some(pod.container_named("productpage").name.as_str())
+            Some(pod.container_named("productpage").name.as_str()),
+            "{:?}",
+            pod.layout
         );
     }
 }

@@ -10,6 +10,9 @@
 //! - CRI-O: `/run/containers/storage/overlay-containers/<id>/userdata/config.json`,
 //!   annotations `io.kubernetes.{container.name,pod.name,pod.namespace,pod.uid}` and
 //!   `io.kubernetes.cri-o.ContainerType` (cri-o `pkg/annotations`, kubelet's labels).
+//! - cri-dockerd: docker's `/var/lib/docker/containers/<id>/config.v2.json`, the same
+//!   `io.kubernetes.*` keys as labels under `Config.Labels`, and `io.kubernetes.docker.type`
+//!   (`podsandbox` or `container`).
 
 use std::collections::HashMap;
 
@@ -36,14 +39,26 @@ pub struct RuntimeRecord {
 struct Config {
     #[serde(default)]
     annotations: HashMap<String, String>,
+    /// Docker's container record: `{"Config": {"Labels": {...}}}`.
+    #[serde(default, rename = "Config")]
+    docker: Option<DockerConfig>,
 }
 
-/// Reads the annotations of an OCI `config.json` (containerd's or CRI-O's keys). A document
-/// that is not JSON, or whose annotations are not a map of strings, is an error; one without
-/// annotations is a record of nothing.
+#[derive(Deserialize)]
+struct DockerConfig {
+    #[serde(default, rename = "Labels")]
+    labels: Option<HashMap<String, String>>,
+}
+
+/// Reads the annotations of an OCI `config.json` (containerd's or CRI-O's keys), or the labels
+/// of docker's `config.v2.json`. A document that is not JSON, or whose annotations are not a
+/// map of strings, is an error; one without them is a record of nothing.
 pub fn parse_config(bytes: &[u8]) -> Result<RuntimeRecord, ParseError> {
-    let config: Config =
+    let mut config: Config =
         serde_json::from_slice(bytes).map_err(|e| ParseError::new(format!("config.json: {e}")))?;
+    if let Some(labels) = config.docker.and_then(|d| d.labels) {
+        config.annotations.extend(labels);
+    }
     let a = &config.annotations;
     let first = |keys: &[&str]| {
         keys.iter()
@@ -52,8 +67,9 @@ pub fn parse_config(bytes: &[u8]) -> Result<RuntimeRecord, ParseError> {
     let kind = first(&[
         "io.kubernetes.cri.container-type",
         "io.kubernetes.cri-o.ContainerType",
+        "io.kubernetes.docker.type",
     ]);
-    let sandbox = kind.as_deref() == Some("sandbox");
+    let sandbox = matches!(kind.as_deref(), Some("sandbox" | "podsandbox"));
     Ok(RuntimeRecord {
         container: if sandbox {
             None
@@ -82,6 +98,7 @@ mod tests {
     const CONTAINERD: &[u8] = include_bytes!("../../fixtures/runtime/containerd-config.json");
     const CRIO: &[u8] = include_bytes!("../../fixtures/runtime/crio-config.json");
     const SANDBOX: &[u8] = include_bytes!("../../fixtures/runtime/containerd-sandbox.json");
+    const DOCKER: &[u8] = include_bytes!("../../fixtures/runtime/docker-config.v2.json");
 
     #[test]
     fn containerd_and_crio_name_the_container_and_its_pod() {
@@ -102,6 +119,16 @@ mod tests {
                 pod_namespace: Some("istio-system".into()),
                 pod_name: Some("istiod-5d4c8f7b9-x2k4q".into()),
                 pod_uid: Some("0c7f5a0e-1d2b-4f3a-8e9c-6b5a4d3c2b1a".into()),
+                sandbox: false,
+            }
+        );
+        assert_eq!(
+            parse_config(DOCKER).unwrap(),
+            RuntimeRecord {
+                container: Some("details".into()),
+                pod_namespace: Some("bookinfo".into()),
+                pod_name: Some("details-v1-79f774bdb9-kq8zl".into()),
+                pod_uid: Some("5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into()),
                 sandbox: false,
             }
         );

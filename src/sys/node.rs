@@ -135,9 +135,9 @@ pub fn container_links(host: &HostRoot) -> Vec<ContainerLink> {
     out
 }
 
-/// Where containerd and CRI-O keep a running container's OCI config (`<id>` is the runtime's
-/// container ID, 64 hex digits).
-const RUNTIME_CONFIGS: [(&str, &str); 2] = [
+/// Where containerd and CRI-O keep a running container's OCI config, and docker (under
+/// cri-dockerd) its record (`<id>` is the runtime's container ID, 64 hex digits).
+const RUNTIME_CONFIGS: [(&str, &str); 3] = [
     (
         "run/containerd/io.containerd.runtime.v2.task/k8s.io",
         "config.json",
@@ -146,13 +146,14 @@ const RUNTIME_CONFIGS: [(&str, &str); 2] = [
         "run/containers/storage/overlay-containers",
         "userdata/config.json",
     ),
+    ("var/lib/docker/containers", "config.v2.json"),
 ];
 
 /// A config.json is a few KiB to a few hundred; past this it is not one.
 const RUNTIME_CONFIG_MAX: u64 = 4 << 20;
 
-/// The runtime's `config.json` of container `id` (containerd's, else CRI-O's), if the node
-/// has one. An ID that is not hex is never made into a path.
+/// The runtime's `config.json` of container `id` (containerd's, else CRI-O's, else docker's
+/// `config.v2.json`), if the node has one. An ID that is not hex is never made into a path.
 pub fn runtime_config(host: &HostRoot, id: &str) -> Option<Vec<u8>> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
