@@ -111,10 +111,7 @@ pub struct Uids {
 /// The effective capability set (`CapEff:`, hex) from `/proc/<pid>/status`: bit N is
 /// capability N (CAP_SYS_PTRACE is 19).
 pub fn parse_status_cap_eff(text: &[u8]) -> Result<u64, ParseError> {
-    let value = text
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"CapEff:"))
-        .ok_or_else(|| ParseError::new("status: no CapEff: line"))?;
+    let value = status_field(text, "CapEff")?;
     std::str::from_utf8(value)
         .ok()
         .map(str::trim)
@@ -123,11 +120,15 @@ pub fn parse_status_cap_eff(text: &[u8]) -> Result<u64, ParseError> {
         .ok_or_else(|| ParseError::new("status: CapEff: is not a hex number"))
 }
 
+/// What follows `KEY:` on its line of `/proc/<pid>/status`.
+fn status_field<'t>(text: &'t [u8], key: &str) -> Result<&'t [u8], ParseError> {
+    text.split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(key.as_bytes())?.strip_prefix(b":"))
+        .ok_or_else(|| ParseError::new(format!("status: no {key}: line")))
+}
+
 pub fn parse_status_uids(text: &[u8]) -> Result<Uids, ParseError> {
-    let line = text
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"Uid:"))
-        .ok_or_else(|| ParseError::new("status: no Uid: line"))?;
+    let line = status_field(text, "Uid")?;
     let line =
         std::str::from_utf8(line).map_err(|_| ParseError::new("status: Uid: line is not UTF-8"))?;
     let uids: Vec<u32> = line
