@@ -72,7 +72,7 @@ fn kernel_and_proc_walks_find_the_same_holders_as_ss() {
     assert!(l_bpf.sockets.iter().all(|s| !s.processes.is_empty()));
 }
 
-/// A python process in `ns` running `script` with a ready file as its argument; the script
+/// A python process in `ns` running READY and a body, with a ready file as its argument; it
 /// writes `key=value` lines there once its sockets are open. Killed (with its children) on
 /// drop.
 struct Py {
@@ -82,12 +82,14 @@ struct Py {
 }
 
 impl Py {
-    fn start(ns: &Netns, script: &str) -> Py {
+    /// `body` runs after the `ready` and `listener` helpers (READY).
+    fn start(ns: &Netns, body: &str) -> Py {
+        let script = format!("{READY}{body}");
         let dir = Scratch::new();
         let ready_path = dir.join("ready");
         let child = Command::new("nsenter")
             .arg(format!("--net={}", ns.path().display()))
-            .args(["--", "python3", "-c", script])
+            .args(["--", "python3", "-c", &script])
             .arg(&ready_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -159,10 +161,6 @@ def listener(port):
     return s
 "#;
 
-fn script(body: &str) -> String {
-    format!("{READY}{body}")
-}
-
 /// The holders podports shows for the socket on 127.0.0.1:`port`, as (pid, fd).
 fn holders_of(doc: &Document, port: u16) -> Vec<(i32, i32)> {
     let s = doc
@@ -190,8 +188,7 @@ fn a_listener_shared_by_forked_workers_has_every_worker_as_holder() {
     let ns = Netns::new();
     let py = Py::start(
         &ns,
-        &script(
-            r#"
+        r#"
 s = listener(7001)
 child = os.fork()
 if child == 0:
@@ -200,7 +197,6 @@ if child == 0:
 ready(pid=os.getpid(), child=child, fd=s.fileno())
 time.sleep(3600)
 "#,
-        ),
     );
     let want = {
         let mut v = vec![
@@ -227,8 +223,7 @@ fn a_socket_in_a_threads_own_fd_table_is_found_by_the_kernel_walk() {
     // table /proc/<pid>/fd shows, only in /proc/<pid>/task/<tid>/fd.
     let py = Py::start(
         &ns,
-        &script(
-            r#"
+        r#"
 def worker():
     if libc.unshare(0x400) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_FILES)")
@@ -238,7 +233,6 @@ def worker():
 threading.Thread(target=worker).start()
 time.sleep(3600)
 "#,
-        ),
     );
     let (pid, fd) = (py.get("pid"), py.get("fd"));
     assert!(
@@ -268,8 +262,7 @@ fn a_socket_of_a_process_whose_main_thread_exited_is_found_by_the_kernel_walk() 
     // on in its worker, and /proc/<pid>/fd, which is the main thread's, is empty.
     let py = Py::start(
         &ns,
-        &script(
-            r#"
+        r#"
 up = threading.Event()
 def worker():
     s = listener(7003)
@@ -282,7 +275,6 @@ time.sleep(0.2)
 # exit(2), the thread's own exit: 60 on x86_64, 93 on arm64 and riscv64.
 libc.syscall({"x86_64": 60, "aarch64": 93, "riscv64": 93}[os.uname().machine], 0)
 "#,
-        ),
     );
     let (pid, fd) = (py.get("pid"), py.get("fd"));
     eventually("the main thread is gone", Duration::from_secs(5), || {
@@ -310,7 +302,7 @@ fn a_socket_held_inside_and_outside_the_namespace_has_both_holders_with_the_kern
     // passed to a node agent would be held from outside the pod).
     let py = Py::start(
         &ns,
-        &script(&format!(
+        &format!(
             r#"
 s = listener(7004)
 child = os.fork()
@@ -325,7 +317,7 @@ ready(pid=os.getpid(), child=child, fd=s.fileno())
 time.sleep(3600)
 "#,
             elsewhere.path().display()
-        )),
+        ),
     );
     let (pid, child, fd) = (py.get("pid"), py.get("child"), py.get("fd"));
     eventually(
