@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::catalog::Catalog;
+use crate::escape::escape;
 use crate::model::{Endpoint, Holder, Kind, Proto, Socket, State, UnixName};
-use crate::render::escape::escape;
 
 /// SO_MARK ztunnel sets on its in-pod sockets (0x539, ztunnel src/inpod).
 const ZTUNNEL_MARK: u32 = 1337;

@@ -1,15 +1,10 @@
-//! The command line, as clap sees it, and its translation into plain validated options.
-//! Nothing downstream of `Cli::into_config` sees clap.
+//! The command line as clap sees it: flags, subcommands, help text. Raw: nothing here
+//! validates beyond clap's own rules; `plan::Plan::new` turns a `Cli` into the one validated
+//! `Plan` that `main` runs, and nothing downstream of it sees clap.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-use crate::error::Error;
-use crate::inspect::{Filters, Request, Source, Target};
-use crate::model::Proto;
-use crate::sys::node::HostRoot;
-use crate::sys::procfs::FdWalk;
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 /// Which sockets are open in a pod's network namespace, which process holds each, and what
 /// the port is for in an Istio or Linkerd mesh.
@@ -17,55 +12,21 @@ use crate::sys::procfs::FdWalk;
 /// Without a target, podports looks at its own network namespace. Exit codes: 0 ok, 1 a check
 /// or a probe failed, 2 usage or input error, 3 target unreachable or a privilege missing.
 #[derive(Debug, Parser)]
-#[command(name = "podports", version, max_term_width = 100)]
+#[command(
+    name = "podports",
+    version,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Look at the network namespace of this process.
-    #[arg(long, value_name = "PID", global = true, group = "target")]
-    pub pid: Option<i32>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
-    /// Look at this network namespace: a name under /run/netns (as `ip netns` makes them) or a
-    /// path to a netns file such as /proc/PID/ns/net or /var/run/netns/cni-....
-    #[arg(long, value_name = "NAME|PATH", global = true, group = "target")]
-    pub netns: Option<String>,
-
-    /// Look at this pod on this node, found without an API server: its UID from
-    /// /var/log/pods/NAMESPACE_NAME_UID, its processes from their cgroups. A bare NAME must
-    /// be unique on the node (or give --namespace).
-    #[arg(long, value_name = "NAMESPACE/NAME", global = true, group = "target")]
-    pub pod: Option<String>,
-
-    /// Look at the pod with this UID on this node (from `kubectl get pod -o
-    /// jsonpath='{.metadata.uid}'`; systemd's `_` form is taken too).
-    #[arg(long, value_name = "UID", global = true, group = "target")]
-    pub pod_uid: Option<String>,
-
-    /// Look at the pod of this container on this node: its runtime ID, or a unique prefix
-    /// (as `crictl ps` shows it; `containerd://` and the like are dropped).
-    #[arg(long, value_name = "ID", global = true, group = "target")]
-    pub container: Option<String>,
-
-    /// Every pod on this node, each network namespace once (hostNetwork pods share the
-    /// node's, listed once for all of them). The table is grouped by pod; `-o json` prints
-    /// JSON Lines, one object per listing.
-    #[arg(long, global = true, group = "target")]
-    pub all_pods: bool,
-
-    /// With --all-pods: only the pods of this namespace. With --pod NAME: the pod's namespace.
-    #[arg(long, value_name = "NAMESPACE", global = true)]
-    pub namespace: Option<String>,
-
-    /// Where the host's / is: podports reads DIR/proc, DIR/var/log/pods,
-    /// DIR/var/log/containers, DIR/sys/fs/cgroup and DIR/run/netns. In a privileged DaemonSet
-    /// with hostPID and the host's / mounted at /host: --host-root /host.
-    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
-    pub host_root: PathBuf,
-
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
-    pub output: Output,
+    #[command(flatten)]
+    pub look: LookArgs,
 
     /// Only listening sockets (and unconnected UDP and unix datagram sockets, as `ss -l`).
     #[arg(short, long)]
@@ -87,6 +48,61 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub port: Vec<u16>,
 
+    /// Look again every INTERVAL (seconds as `watch -n` takes them, or 500ms, 2s; default 2)
+    /// and show what appeared and disappeared since the last look: on a terminal the listing
+    /// is redrawn with `+` and `-` markers; otherwise (or with -o json) each change is a JSON
+    /// line, {"event": "appeared"|"disappeared", "socket": {...}}, starting with every socket
+    /// there. Stops with Ctrl-C, or when the reader of stdout goes away.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
+          default_missing_value = crate::watch::DEFAULT_INTERVAL,
+          value_parser = crate::watch::parse_interval)]
+    pub watch: Option<std::time::Duration>,
+}
+
+/// The target and how to look at it: the listing's, `check`'s and `probe`'s.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Look at the network namespace of this process.
+    #[arg(long, value_name = "PID", group = "target")]
+    pub pid: Option<i32>,
+
+    /// Look at this network namespace: a name under /run/netns (as `ip netns` makes them) or a
+    /// path to a netns file such as /proc/PID/ns/net or /var/run/netns/cni-....
+    #[arg(long, value_name = "NAME|PATH", group = "target")]
+    pub netns: Option<String>,
+
+    /// Look at this pod on this node, found without an API server: its UID from
+    /// /var/log/pods/NAMESPACE_NAME_UID, its processes from their cgroups. A bare NAME must
+    /// be unique on the node (or give --namespace).
+    #[arg(long, value_name = "NAMESPACE/NAME", group = "target")]
+    pub pod: Option<String>,
+
+    /// Look at the pod with this UID on this node (from `kubectl get pod -o
+    /// jsonpath='{.metadata.uid}'`; systemd's `_` form is taken too).
+    #[arg(long, value_name = "UID", group = "target")]
+    pub pod_uid: Option<String>,
+
+    /// Look at the pod of this container on this node: its runtime ID, or a unique prefix
+    /// (as `crictl ps` shows it; `containerd://` and the like are dropped).
+    #[arg(long, value_name = "ID", group = "target")]
+    pub container: Option<String>,
+
+    /// Every pod on this node, each network namespace once (hostNetwork pods share the
+    /// node's, listed once for all of them). The table is grouped by pod; `-o json` prints
+    /// JSON Lines, one object per listing.
+    #[arg(long, group = "target")]
+    pub all_pods: bool,
+
+    /// With --all-pods: only the pods of this namespace. With --pod NAME: the pod's namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Where the host's / is: podports reads DIR/proc, DIR/var/log/pods,
+    /// DIR/var/log/containers, DIR/sys/fs/cgroup and DIR/run/netns. In a privileged DaemonSet
+    /// with hostPID and the host's / mounted at /host: --host-root /host.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
     /// Where sockets come from: netlink sock_diag, or /proc/<pid>/net text.
     #[arg(long, value_enum, default_value_t = SourceArg::Netlink)]
     pub source: SourceArg,
@@ -99,29 +115,44 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = FdWalkArg::Auto)]
     pub fd_walk: FdWalkArg,
 
-    /// Look again every INTERVAL (seconds as `watch -n` takes them, or 500ms, 2s; default 2)
-    /// and show what appeared and disappeared since the last look: on a terminal the listing
-    /// is redrawn with `+` and `-` markers; otherwise (or with -o json) each change is a JSON
-    /// line, {"event": "appeared"|"disappeared", "socket": {...}}, starting with every socket
-    /// there. Stops with Ctrl-C, or when the reader of stdout goes away.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
-          default_missing_value = crate::watch::DEFAULT_INTERVAL,
-          value_parser = crate::watch::parse_interval)]
-    pub watch: Option<std::time::Duration>,
-
-    /// Color: `auto` colors only on a terminal and never when NO_COLOR is set.
-    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
-    pub color: ColorArg,
-
     /// The /proc to read, if not the host root's.
     #[arg(long, value_name = "DIR", hide = true)]
     pub proc_root: Option<PathBuf>,
 }
 
+/// How a report is shown: the listing's, `check`'s, `probe`'s and `catalog`'s.
+#[derive(Debug, Clone, Args)]
+pub struct LookArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Color warnings, states, roles and verdicts: `auto` colors only on a terminal and never
+    /// when NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+
+    /// Fit the table into N columns, as on a terminal of that width: long cells shortened in
+    /// the middle with an ellipsis (pids and ports kept), warnings as numbered notes under the table,
+    /// empty columns left out. On a terminal the width is COLUMNS, else the terminal's; off a
+    /// terminal (a pipe, a file) nothing is shortened unless this is given. `-o wide` is never
+    /// shortened.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(20..))]
+    pub width: Option<u16>,
+
+    /// Leave out the table's header line (for scripts).
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the catalog of mesh ports and unix sockets podports knows, with sources.
-    Catalog,
+    /// Print the catalog of mesh ports and unix sockets podports knows (`-o wide` adds where
+    /// each fact comes from).
+    Catalog {
+        #[command(flatten)]
+        look: LookArgs,
+    },
     /// Check that the target listens as it should; exit 1 with a readable diff when not.
     ///
     /// Expectations come from built-in profiles (istio-sidecar, istio-ambient, istio-gateway,
@@ -130,18 +161,22 @@ pub enum Command {
     /// error (a malformed file), 3 the target is unreachable.
     Check {
         /// Check against a built-in profile (repeatable).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_parser = ProfileName)]
         profile: Vec<String>,
         /// Check against an expectation file, YAML or JSON (repeatable).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         expect: Vec<PathBuf>,
         /// Look again every 500ms until every expectation holds or DURATION has passed
         /// (30s, 2m, 500ms, 1m30s): a CI step right after a rollout.
-        #[arg(long, value_name = "DURATION", value_parser = crate::check::duration::parse)]
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         wait: Option<std::time::Duration>,
         /// Also write the results as JUnit XML to FILE, one test case per expectation.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         junit: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        look: LookArgs,
     },
     /// Ask the mesh's HTTP ports that listen in the target whether they answer as they should,
     /// from inside its network namespace; exit 1 when one does not.
@@ -160,18 +195,89 @@ pub enum Command {
         /// Only these ports (repeat or separate with commas).
         #[arg(long, value_name = "N", value_delimiter = ',')]
         port: Vec<u16>,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        look: LookArgs,
+    },
+    /// Draw the target as a graph: its processes (by container), the ports and unix paths each
+    /// listens on, and who connects to whom, with counts.
+    ///
+    /// `-o dot` for Graphviz, `-o mermaid` for a Markdown issue (GitHub and GitLab draw it),
+    /// `-o svg` drawn by podports itself; by default an indented tree for the terminal. The
+    /// listing's target and filters apply (`podports graph --pod NS/NAME -t`).
+    Graph {
+        /// Only listening sockets (no connections).
+        #[arg(short = 'l', long = "listening", id = "graph_listening")]
+        listening: bool,
+        /// TCP sockets (combine with -u, -x; none of them means all).
+        #[arg(short = 't', long = "tcp", id = "graph_tcp")]
+        tcp: bool,
+        /// UDP sockets.
+        #[arg(short = 'u', long = "udp", id = "graph_udp")]
+        udp: bool,
+        /// Unix sockets.
+        #[arg(short = 'x', long = "unix", id = "graph_unix")]
+        unix: bool,
+        /// Only sockets whose local or remote port is N (repeat or separate with commas).
+        #[arg(
+            long = "port",
+            id = "graph_port",
+            value_name = "N",
+            value_delimiter = ','
+        )]
+        port: Vec<u16>,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        look: LookArgs,
     },
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     ///
     /// bash: `podports completions bash > /etc/bash_completion.d/podports`;
     /// zsh: `podports completions zsh > "${fpath[1]}/_podports"`;
     /// fish: `podports completions fish > ~/.config/fish/completions/podports.fish`.
+    /// `--profile` completes the built-in profiles, `-o` its formats, `--netns` the names
+    /// under /run/netns.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `podports man > /usr/local/share/man/man1/podports.1`.
-    Man,
+    /// Print the man page (roff), or with --dir write one page per command there:
+    /// `podports man --dir /usr/local/share/man/man1`.
+    Man {
+        /// Write podports.1 and podports-COMMAND.1 for every command into DIR.
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// A profile's name: any text (an unknown one is `check`'s error, with the names it knows),
+/// but the built-in names are the possible values help, man pages and completions offer.
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileName;
+
+impl clap::builder::TypedValueParser for ProfileName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::check::profiles::ALL
+                .iter()
+                .map(|p| clap::builder::PossibleValue::new(p.name)),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +288,12 @@ pub enum Output {
     Wide,
     /// One JSON document (see the README for its schema).
     Json,
+    /// `graph` only: Graphviz DOT.
+    Dot,
+    /// `graph` only: a Mermaid flowchart.
+    Mermaid,
+    /// `graph` only: SVG, laid out by podports.
+    Svg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -214,257 +326,6 @@ pub enum FdWalkArg {
 pub enum SourceArg {
     Netlink,
     Proc,
-}
-
-impl Cli {
-    /// The inspection this command line asks for.
-    pub fn request(&self) -> Result<Request, Error> {
-        let target = self.target()?;
-        let mut protos = Vec::new();
-        for (on, p) in [
-            (self.tcp, Proto::Tcp),
-            (self.udp, Proto::Udp),
-            (self.unix, Proto::Unix),
-        ] {
-            if on {
-                protos.push(p);
-            }
-        }
-        Ok(Request {
-            target,
-            source: match self.source {
-                SourceArg::Netlink => Source::Netlink,
-                SourceArg::Proc => Source::Proc,
-            },
-            filters: Filters {
-                listening: self.listening,
-                protos,
-                ports: self.port.clone(),
-            },
-            host: match &self.proc_root {
-                Some(proc) => HostRoot::new(&self.host_root).with_proc(proc),
-                None => HostRoot::new(&self.host_root),
-            },
-            fd_walk: match self.fd_walk {
-                FdWalkArg::Auto => FdWalk::Auto,
-                FdWalkArg::Bpf => FdWalk::Bpf,
-                FdWalkArg::Proc => FdWalk::Proc,
-            },
-        })
-    }
-
-    fn target(&self) -> Result<Target, Error> {
-        let given: Vec<&str> = [
-            (self.pid.is_some(), "--pid"),
-            (self.netns.is_some(), "--netns"),
-            (self.pod.is_some(), "--pod"),
-            (self.pod_uid.is_some(), "--pod-uid"),
-            (self.container.is_some(), "--container"),
-            (self.all_pods, "--all-pods"),
-        ]
-        .into_iter()
-        .filter_map(|(on, flag)| on.then_some(flag))
-        .collect();
-        if given.len() > 1 {
-            return Err(Error::Usage(format!(
-                "give at most one target: {}",
-                given.join(" or ")
-            )));
-        }
-        let namespace = match self.namespace.as_deref() {
-            Some("") => return Err(Error::Usage("--namespace needs a name".into())),
-            Some(ns) if self.pod.is_none() && !self.all_pods => {
-                return Err(Error::Usage(format!(
-                    "--namespace {ns} goes with --all-pods or --pod NAME"
-                )));
-            }
-            ns => ns.map(String::from),
-        };
-        let empty = |flag: &str, what: &str| Error::Usage(format!("{flag} needs {what}"));
-        Ok(if let Some(pid) = self.pid {
-            Target::Pid(pid)
-        } else if let Some(ns) = &self.netns {
-            if ns.is_empty() {
-                return Err(empty("--netns", "a name or a path"));
-            }
-            Target::Netns(ns.clone())
-        } else if let Some(pod) = &self.pod {
-            let (ns, name) = match pod.split_once('/') {
-                Some((ns, name)) => (Some(ns.to_string()), name),
-                None => (None, pod.as_str()),
-            };
-            if name.is_empty() || ns.as_deref() == Some("") || name.contains('/') {
-                return Err(Error::Usage(format!(
-                    "--pod {pod:?}: give NAMESPACE/NAME (or NAME and --namespace)"
-                )));
-            }
-            if let (Some(a), Some(b)) = (&ns, &namespace)
-                && a != b
-            {
-                return Err(Error::Usage(format!(
-                    "--pod {pod} and --namespace {b} disagree on the namespace"
-                )));
-            }
-            Target::Pod {
-                namespace: ns.or(namespace),
-                name: name.to_string(),
-            }
-        } else if let Some(uid) = &self.pod_uid {
-            if uid.is_empty() {
-                return Err(empty("--pod-uid", "a pod UID"));
-            }
-            Target::PodUid(uid.clone())
-        } else if let Some(id) = &self.container {
-            if id.is_empty() {
-                return Err(empty("--container", "a container ID or a prefix of one"));
-            }
-            Target::Container(id.clone())
-        } else if self.all_pods {
-            Target::AllPods { namespace }
-        } else {
-            Target::Current
-        })
-    }
-}
-
-impl Cli {
-    /// The check this command line asks for: the target as for the listing (every listener
-    /// of it), the profiles and files (profiles first), and where the verdict goes.
-    pub fn check_plan(&self) -> Result<crate::check::run::Plan, Error> {
-        use crate::check::run::{Input, Output as CheckOutput, Plan};
-        let Some(Command::Check {
-            profile,
-            expect,
-            wait,
-            junit,
-        }) = &self.command
-        else {
-            return Err(Error::Usage("not a check command line".into()));
-        };
-        let filters: Vec<&str> = [
-            (self.listening, "-l"),
-            (self.tcp, "-t"),
-            (self.udp, "-u"),
-            (self.unix, "-x"),
-            (!self.port.is_empty(), "--port"),
-        ]
-        .into_iter()
-        .filter_map(|(on, flag)| on.then_some(flag))
-        .collect();
-        if !filters.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} filter the listing; check looks at every listener of the target",
-                filters.join(", ")
-            )));
-        }
-        let mut request = self.request()?;
-        if matches!(request.target, Target::AllPods { .. }) {
-            return Err(Error::Usage(
-                "check looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
-            ));
-        }
-        request.filters = Filters {
-            listening: true,
-            protos: Vec::new(),
-            ports: Vec::new(),
-        };
-        Ok(Plan {
-            request,
-            inputs: profile
-                .iter()
-                .cloned()
-                .map(Input::Profile)
-                .chain(expect.iter().cloned().map(Input::File))
-                .collect(),
-            wait: *wait,
-            junit: junit.clone(),
-            output: match self.output {
-                Output::Table => CheckOutput::Table,
-                Output::Wide => CheckOutput::Wide,
-                Output::Json => CheckOutput::Json,
-            },
-        })
-    }
-}
-
-impl Cli {
-    /// The probe this command line asks for: the target's TCP listeners, the timeout, the
-    /// ports (`--port`, given before or after `probe`).
-    pub fn probe_plan(&self) -> Result<crate::probe::run::Plan, Error> {
-        let Some(Command::Probe { timeout, port }) = &self.command else {
-            return Err(Error::Usage("not a probe command line".into()));
-        };
-        let filters: Vec<&str> = [
-            (self.listening, "-l"),
-            (self.tcp, "-t"),
-            (self.udp, "-u"),
-            (self.unix, "-x"),
-        ]
-        .into_iter()
-        .filter_map(|(on, flag)| on.then_some(flag))
-        .collect();
-        if !filters.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} filter the listing; probe looks at the TCP listeners of the target (choose \
-                 ports with --port)",
-                filters.join(", ")
-            )));
-        }
-        let mut request = self.request()?;
-        if matches!(request.target, Target::AllPods { .. }) {
-            return Err(Error::Usage(
-                "probe looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
-            ));
-        }
-        request.filters = Filters {
-            listening: true,
-            protos: vec![Proto::Tcp],
-            ports: Vec::new(),
-        };
-        Ok(crate::probe::run::Plan {
-            request,
-            timeout: *timeout,
-            ports: port.iter().chain(&self.port).copied().collect(),
-        })
-    }
-
-    /// `--watch`: how often and how to show it, or None without `--watch`. It goes with the
-    /// listing of one target only.
-    pub fn watch_plan(
-        &self,
-        terminal: bool,
-        color: bool,
-    ) -> Result<Option<(std::time::Duration, crate::watch::run::View)>, Error> {
-        use crate::render::table::Detail;
-        use crate::watch::run::View;
-        let Some(every) = self.watch else {
-            return Ok(None);
-        };
-        if self.command.is_some() {
-            return Err(Error::Usage(
-                "--watch goes with the listing, not with a subcommand (`check --wait` waits \
-                 for a pod to be ready)"
-                    .into(),
-            ));
-        }
-        if self.all_pods {
-            return Err(Error::Usage(
-                "--watch looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
-            ));
-        }
-        let view = match self.output {
-            Output::Table if terminal => View::Screen {
-                detail: Detail::Normal,
-                color,
-            },
-            Output::Wide if terminal => View::Screen {
-                detail: Detail::Wide,
-                color,
-            },
-            _ => View::JsonLines,
-        };
-        Ok(Some((every, view)))
-    }
 }
 
 #[cfg(test)]

@@ -62,15 +62,15 @@ pub fn kubelet_names(data: &[u8]) {
 /// The kernel's BTF (the fd walk reads offsets out of it), and the fd walk's output records.
 pub fn btf_blob(data: &[u8]) {
     if let Ok(btf) = crate::parse::btf::Btf::parse(data) {
-        let _ = btf.func_id(crate::fd_iter::ATTACH_FUNC);
+        let _ = btf.func_id(crate::parse::fd_iter::ATTACH_FUNC);
         let _ = btf.member("file", &["f_inode"]);
         let _ = btf.member("task_struct", &["tgid"]);
         let _ = btf.member("a", &["b", "c"]);
-        if let Ok(layout) = crate::fd_iter::Layout::from_btf(&btf) {
-            let _ = crate::fd_iter::program(&layout);
+        if let Ok(layout) = crate::parse::fd_iter::Layout::from_btf(&btf) {
+            let _ = crate::parse::fd_iter::program(&layout);
         }
     }
-    let _ = crate::fd_iter::decode(data);
+    let _ = crate::parse::fd_iter::decode(data);
 }
 
 /// A container runtime's `config.json` (containerd's or CRI-O's annotations).

@@ -15,21 +15,29 @@
 )]
 
 pub mod annotate;
+pub mod attribute;
 pub mod catalog;
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod dump;
+pub mod duration;
 pub mod error;
-pub mod fd_iter;
+pub mod escape;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod generate;
 pub mod inspect;
+pub mod listing;
 pub mod model;
-pub mod node;
 pub mod parse;
+pub mod place;
+pub mod plan;
 pub mod pods;
 pub mod probe;
 pub mod render;
+pub mod request;
+pub mod resolve;
+pub mod sweep;
 pub mod sys;
 pub mod watch;

@@ -16,13 +16,15 @@ use clap::Parser;
 
 use podports::catalog::Catalog;
 use podports::check;
-use podports::cli::{Cli, Command, Output};
+use podports::cli::Cli;
 use podports::error::Error;
-use podports::inspect::{self, Target};
-use podports::node;
+use podports::inspect;
+use podports::plan::{Plan, Show, Terminal};
 use podports::render::{self, table::Detail};
+use podports::request::Request;
+use podports::sweep;
 use podports::sys::output::{self, Waited};
-use podports::watch::run::{Next, Stop, View};
+use podports::watch::run::{Closing, Next, Stop, View};
 use podports::{generate, probe, watch};
 
 fn main() -> ExitCode {
@@ -80,61 +82,88 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     let catalog = Catalog::builtin()
         .map_err(|e| Error::Usage(format!("the built-in catalog is invalid: {e}")))?;
     let stdout = io::stdout();
-    let color = cli.color.enabled(
-        stdout.is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
-    );
+    let is_terminal = stdout.is_terminal();
+    let term = Terminal {
+        is_terminal,
+        width: if is_terminal {
+            // COLUMNS first, as ls and ps take it; then the terminal's own size.
+            std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.trim().parse::<usize>().ok())
+                .filter(|c| *c > 0)
+                .or_else(|| output::terminal_columns(stdout.as_fd()))
+        } else {
+            None
+        },
+    };
+    let plan = Plan::new(cli, term, std::env::var_os("NO_COLOR").as_deref())?;
     // 64 KiB: a listing of 40k sockets is 45 MB of JSON (issue 5).
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let watching = cli.watch_plan(stdout.is_terminal(), color)?;
-    match cli.command {
-        Some(Command::Catalog) => match cli.output {
-            Output::Json => render::catalog::write_json(&mut out, &catalog)?,
-            Output::Wide => render::catalog::write_table(&mut out, &catalog, true)?,
-            Output::Table => render::catalog::write_table(&mut out, &catalog, false)?,
-        },
-        Some(Command::Check { .. }) => {
-            if !check::run::run(&cli.check_plan()?, &catalog, &mut out)? {
-                return Err(Failure::ChecksFailed);
-            }
-        }
-        Some(Command::Probe { .. }) => return run_probe(cli, &catalog, &mut out, color),
-        Some(Command::Completions { shell }) => generate::completions(shell, &mut out)?,
-        Some(Command::Man) => generate::man(&mut out)?,
-        None => {
-            if let Some((every, view)) = watching {
-                return run_watch(cli, every, view, &catalog, &mut out);
-            }
-            let request = cli.request()?;
-            if let Target::AllPods { namespace } = &request.target {
-                let sweep = node::sweep(&request, namespace.as_deref(), &catalog)?;
-                match cli.output {
-                    Output::Json => {
-                        render::pods::write_json_lines(&mut out, &sweep)?;
-                        for w in &sweep.warnings {
-                            let _ = writeln!(io::stderr(), "podports: warning: {w}");
-                        }
-                    }
-                    Output::Table => {
-                        render::pods::write_table(&mut out, &sweep, Detail::Normal, color)?
-                    }
-                    Output::Wide => {
-                        render::pods::write_table(&mut out, &sweep, Detail::Wide, color)?
-                    }
-                }
-                out.flush()?;
-                return Ok(());
-            }
+    match plan {
+        Plan::List { request, show } => {
             let inspection = inspect::inspect(&request, &catalog)?;
-            match cli.output {
-                Output::Json => {
+            match show {
+                Show::Json => {
                     render::json::write(&mut out, &inspection)?;
                     writeln!(out)?;
                 }
-                Output::Table => {
-                    render::table::write(&mut out, &inspection, Detail::Normal, color)?
+                Show::Table { detail, layout } => {
+                    render::table::write(&mut out, &inspection, detail, layout)?
                 }
-                Output::Wide => render::table::write(&mut out, &inspection, Detail::Wide, color)?,
+            }
+        }
+        Plan::Sweep {
+            request,
+            namespace,
+            show,
+        } => {
+            let sweep = sweep::sweep(&request, namespace.as_deref(), &catalog)?;
+            match show {
+                Show::Json => {
+                    render::pods::write_json_lines(&mut out, &sweep)?;
+                    for w in &sweep.warnings {
+                        let _ = writeln!(io::stderr(), "podports: warning: {w}");
+                    }
+                }
+                Show::Table { detail, layout } => {
+                    render::pods::write_table(&mut out, &sweep, detail, layout)?
+                }
+            }
+        }
+        Plan::Check(plan) => {
+            if !check::run::run(&plan, &catalog, &mut out)? {
+                return Err(Failure::ChecksFailed);
+            }
+        }
+        Plan::Probe { plan, show } => return run_probe(&plan, show, &catalog, &mut out),
+        Plan::Watch {
+            request,
+            every,
+            view,
+        } => return run_watch(&request, every, view, &catalog, &mut out),
+        Plan::Graph {
+            request,
+            format,
+            color,
+        } => {
+            let graph = render::graph::build(&inspect::inspect(&request, &catalog)?);
+            render::graph::write(&mut out, &graph, format, color)?;
+        }
+        Plan::Catalog { show } => match show {
+            Show::Json => render::catalog::write_json(&mut out, &catalog)?,
+            Show::Table { detail, layout } => {
+                render::catalog::write_table(&mut out, &catalog, detail == Detail::Wide, layout)?
+            }
+        },
+        Plan::Completions(shell) => generate::completions(shell, &mut out)?,
+        Plan::Man { dir: None } => generate::man(&mut out)?,
+        Plan::Man { dir: Some(dir) } => {
+            for (name, page) in generate::man_pages()? {
+                let path = dir.join(&name);
+                std::fs::write(&path, page).map_err(|e| {
+                    Error::Usage(format!("man --dir: cannot write {}: {e}", path.display()))
+                })?;
+                writeln!(out, "{}", path.display())?;
             }
         }
     }
@@ -145,16 +174,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// `probe`: the report, then exit 1 when a port did not answer (a closed stdout does not
 /// change that).
 fn run_probe(
-    cli: &Cli,
+    plan: &probe::run::Plan,
+    show: Show,
     catalog: &Catalog,
     out: &mut impl Write,
-    color: bool,
 ) -> Result<(), Failure> {
-    let report = probe::run::probe(&cli.probe_plan()?, catalog)?;
-    let written = match cli.output {
-        Output::Json => render::probe::write_json(out, &report),
-        Output::Table => render::probe::write_table(out, &report, Detail::Normal, color),
-        Output::Wide => render::probe::write_table(out, &report, Detail::Wide, color),
+    let report = probe::run::probe(plan, catalog)?;
+    let written = match show {
+        Show::Json => render::probe::write_json(out, &report),
+        Show::Table { detail, layout } => render::probe::write_table(out, &report, detail, layout),
     }
     .and_then(|()| out.flush());
     if !report.passed() {
@@ -166,20 +194,28 @@ fn run_probe(
 /// `--watch`: the listing again every `every` until Ctrl-C, a failed look (exit 3), or the
 /// reader of stdout going away (exit 0, even when nothing was written for a while).
 fn run_watch(
-    cli: &Cli,
+    request: &Request,
     every: Duration,
     view: View,
     catalog: &Catalog,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let request = cli.request()?;
     let stdout = io::stdout();
     let wait = |d| match output::wait_unless_hung_up(stdout.as_fd(), d) {
         Waited::Elapsed => Next::Again,
         Waited::HungUp => Next::Done,
     };
-    let look = || inspect::inspect(&request, catalog);
-    watch::run::watch(look, wait, every, view, out, &mut io::stderr()).map_err(|e| match e {
+    let look = || inspect::inspect(request, catalog);
+    let mut opened = watch::events::open(request)?;
+    for w in &opened.warnings {
+        let _ = writeln!(io::stderr(), "podports: warning: {w}");
+    }
+    let closing = match opened.feed.as_mut() {
+        Ok(f) => Closing::events(|| f.drain(), &request.filters, catalog, opened.buffer_note),
+        Err(why) => Closing::off(why.clone(), catalog),
+    };
+    let (closing, err) = (Some(closing), &mut io::stderr());
+    watch::run::watch_closing(look, wait, every, view, closing, out, err).map_err(|e| match e {
         Stop::Target(e) => Failure::Error(e),
         Stop::Output(e) => Failure::from(e),
     })

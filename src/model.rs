@@ -4,10 +4,13 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Transport protocol of a socket, as `ss` groups them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -32,7 +35,9 @@ impl fmt::Display for Proto {
 }
 
 /// Address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
@@ -41,7 +46,9 @@ pub enum Family {
 }
 
 /// Socket type: TCP is a stream, UDP a datagram socket; Unix sockets may be any of three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SockType {
     Stream,
@@ -63,7 +70,9 @@ impl SockType {
 
 /// Connection state, named as in the JSON output. `Unconn` is the kernel's TCP_CLOSE, which is
 /// how unconnected UDP and Unix sockets are reported (ss prints UNCONN for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     Listen,
@@ -201,7 +210,9 @@ impl Endpoint {
 }
 
 /// What kind of process holds a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     PilotAgent,
@@ -279,7 +290,9 @@ pub struct Holder {
 
 /// A pod on this node, as the kubelet's log directories name it. The UID comes from the
 /// cgroup tree; namespace and name are None when no log directory names the UID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct PodRef {
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -307,7 +320,7 @@ pub struct ContainerRef {
 }
 
 /// The mesh role of a port or unix path, from the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Role {
     /// `istio` or `linkerd`.
     pub mesh: String,
@@ -342,6 +355,9 @@ pub struct Socket {
     pub mark: Option<u32>,
     /// INET_DIAG_CGROUP_ID (Linux 5.7+), when the kernel sent it.
     pub cgroup_id: Option<u64>,
+    /// The kernel's socket cookie (inet sockets over netlink): what a destroy event names the
+    /// socket by, since it carries no inode (issue 16).
+    pub cookie: Option<u64>,
     pub holders: Vec<Holder>,
     /// For a socket no visible process holds: the pod container whose cgroup created it,
     /// found through `cgroup_id` (cgroup v2). Boxed: most sockets have none (issue 5).
@@ -378,6 +394,7 @@ impl Socket {
             v6only: None,
             mark: None,
             cgroup_id: None,
+            cookie: None,
             holders: Vec::new(),
             cgroup_owner: None,
             role: None,

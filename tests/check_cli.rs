@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::compare::{assert_exit, podports, stderr};
 use podports::check::eval::{CheckKind, Status};
-use podports::check::report::CheckDocument;
+use podports::render::check::CheckDocument;
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -163,12 +163,21 @@ fn a_bad_wait_duration_is_a_usage_error() {
 
 #[test]
 fn listing_filters_do_not_apply_to_check() {
+    // clap rejects them, before the subcommand or after it.
     let o = podports(&["-l", "--port", "80", "check", "--profile", "istiod"]);
     assert_exit(&o, 2);
-    assert_eq!(
-        stderr(&o),
-        "podports: -l, --port filter the listing; check looks at every listener of the \
-         target\n"
+    assert!(
+        stderr(&o).contains("the subcommand 'check' cannot be used with"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--listening"), "{}", stderr(&o));
+    let o = podports(&["check", "--profile", "istiod", "-l"]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("unexpected argument '-l'"),
+        "{}",
+        stderr(&o)
     );
 }
 

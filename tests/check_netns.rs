@@ -15,7 +15,7 @@ use common::{Netns, Proc, Scratch, eventually, install_as, require_root};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use podports::check::eval::Status;
-use podports::check::report::{CheckDocument, ResultDoc};
+use podports::render::check::{CheckDocument, ResultDoc};
 
 fn podports(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_podports"))

@@ -230,7 +230,7 @@ fn ready_file_parses() {
 // The helper's command line (no root needed: nothing here reaches a socket op).
 
 fn helper() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_podports-sockholder"))
+    Command::new(sockholder_exe())
 }
 
 #[test]

@@ -519,36 +519,41 @@ fn unprivileged_outside_falls_back_to_proc_for_a_pid_and_fails_for_a_netns() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// This process's threads whose network namespace is `ino`.
+fn threads_in(ino: u64) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| fs::metadata(t.path().join("ns/net")).is_ok_and(|m| m.ino() == ino))
+        .map(|t| t.path())
+        .collect()
+}
+
 #[test]
 fn entering_a_namespace_leaves_no_thread_behind() {
     if !require_root("entering_a_namespace_leaves_no_thread_behind") {
         return;
     }
     use podports::sys::netns::Netns as Ns;
+    use std::os::unix::fs::MetadataExt;
     let pod = Netns::new();
     let own = fs::metadata("/proc/thread-self/ns/net").unwrap();
     let ns = Ns::open(pod.path()).unwrap();
-    let seen = ns
+    // While the closure runs, exactly one thread (its own) is in the pod: the check below sees
+    // a thread in the namespace when there is one, so its "none" after the call means none.
+    let (seen, inside) = ns
         .run_in(|| {
-            use std::os::unix::fs::MetadataExt;
-            fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+            let ino = fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+            (ino, threads_in(ino).len())
         })
         .unwrap();
     assert_eq!(seen, pod.inode(), "the closure ran inside the namespace");
-    use std::os::unix::fs::MetadataExt;
+    assert_eq!(inside, 1, "the closure's own thread, seen from inside");
     assert_eq!(
         fs::metadata("/proc/thread-self/ns/net").unwrap().ino(),
         own.ino()
     );
-    for task in fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let ino = fs::metadata(task.path().join("ns/net")).map(|m| m.ino());
-        if let Ok(ino) = ino {
-            assert_ne!(
-                ino,
-                pod.inode(),
-                "thread {:?} stayed in the pod",
-                task.path()
-            );
-        }
-    }
+    let stayed = threads_in(pod.inode());
+    assert!(stayed.is_empty(), "threads stayed in the pod: {stayed:?}");
 }

@@ -11,7 +11,8 @@ use std::process::{Command, Output, Stdio};
 
 use clap::Parser;
 use podports::cli::Cli;
-use podports::inspect::Target;
+use podports::plan::Plan;
+use podports::request::Target;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -117,6 +118,159 @@ fn the_man_page_covers_the_options_and_subcommands() {
     }
 }
 
+/// bash itself completes: `--profile` the built-in names, `-o` the formats, `--netns` the
+/// names under /run/netns (a directory the test fills when it may: a name made with mkdir is
+/// enough for completion, and is removed again).
+#[test]
+fn bash_completes_profiles_formats_and_netns_names() {
+    let out = podports(&["completions", "bash"]);
+    let script = std::env::temp_dir().join(format!("podports-bash-{}", std::process::id()));
+    fs::write(&script, &out.stdout).unwrap();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let cur = words.last().copied().unwrap_or("");
+        let prev = words
+            .get(words.len().saturating_sub(2))
+            .copied()
+            .unwrap_or("");
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let cmd = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; _podports_netns podports '{cur}' \
+             '{prev}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            quoted.join(" "),
+            words.len() - 1
+        );
+        let o = Command::new("bash").args(["-c", &cmd]).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).lines().map(String::from).collect()
+    };
+    assert_eq!(
+        complete(&["podports", "check", "--profile", "istio-s"]),
+        ["istio-sidecar"]
+    );
+    assert_eq!(
+        complete(&["podports", "check", "--profile", ""]).len(),
+        podports::check::profiles::ALL.len()
+    );
+    let formats = complete(&["podports", "-o", ""]);
+    for f in ["table", "wide", "json"] {
+        assert!(formats.iter().any(|g| g == f), "{formats:?}");
+    }
+    assert_eq!(complete(&["podports", "catalog", "-o", "w"]), ["wide"]);
+    let name = format!("podports-compl-{}", std::process::id());
+    let dir = Path::new("/run/netns").join(&name);
+    if fs::create_dir_all(&dir).is_ok() {
+        let got = complete(&["podports", "check", "--netns", "podports-compl-"]);
+        let _ = fs::remove_dir(&dir);
+        assert!(got.contains(&name), "{got:?}");
+    } else if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!(
+            "cannot make {}: the --netns completion is not tested",
+            dir.display()
+        );
+    } else {
+        eprintln!("skipping the --netns part: cannot make {}", dir.display());
+    }
+    let _ = fs::remove_file(&script);
+}
+
+/// `podports man --dir DIR`: one page per command, each naming every option of its command
+/// (clap's tree walked), and every page the main page refers to exists.
+#[test]
+fn man_dir_writes_a_page_per_command_with_every_option() {
+    use clap::CommandFactory;
+    let dir = std::env::temp_dir().join(format!("podports-man-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let out = podports(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut commands = vec![("podports".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() != "help" {
+            commands.push((format!("podports-{}", sub.get_name()), sub.clone()));
+        }
+    }
+    for name in [
+        "podports-check",
+        "podports-probe",
+        "podports-catalog",
+        "podports-man",
+    ] {
+        assert!(commands.iter().any(|(n, _)| n == name), "no {name}");
+    }
+    for (name, c) in &commands {
+        let path = dir.join(format!("{name}.1"));
+        let page = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for arg in c.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+                assert!(page.contains(&roff), "{name}.1 has no --{long}");
+            }
+            if let Some(short) = arg.get_short() {
+                assert!(
+                    page.contains(&format!("\\-{short}")),
+                    "{name}.1 has no -{short}"
+                );
+            }
+        }
+        // Every page it names is there.
+        for word in page.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(p) = word
+                .strip_prefix("podports\\-")
+                .and_then(|w| w.strip_suffix("(1)"))
+            {
+                let file = dir.join(format!("podports-{}.1", p.replace("\\-", "-")));
+                assert!(file.exists(), "{name}.1 names {word}, not written");
+            }
+        }
+    }
+    let main = fs::read_to_string(dir.join("podports.1")).unwrap();
+    assert!(main.contains("podports\\-check(1)"), "{main}");
+    assert!(!main.contains("podports\\-help"), "no page for help");
+    let check = fs::read_to_string(dir.join("podports-check.1")).unwrap();
+    for word in [
+        "istio\\-sidecar",
+        "\\-\\-junit",
+        "\\-\\-wait",
+        "\\-\\-expect",
+    ] {
+        assert!(check.contains(word), "podports-check.1 has no {word}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Options that mean nothing to a command are clap's usage errors (exit 2).
+#[test]
+fn options_a_command_does_not_take_are_usage_errors() {
+    for args in [
+        &["catalog", "--pid", "999999"][..],
+        &["--pid", "999999", "catalog"],
+        &["catalog", "-l"],
+        &["catalog", "--netns", "x"],
+        &["man", "-o", "json"],
+        &["completions", "bash", "--pid", "1"],
+        &["check", "--port", "80"],
+        &["probe", "-t"],
+    ] {
+        let out = podports(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "podports {args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).starts_with("error:"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let help = text(&podports(&["catalog", "--help"]).stdout);
+    assert!(help.contains("-o wide"), "{help}");
+    assert!(!help.contains("--pid"), "{help}");
+}
+
 #[test]
 fn closed_stdout_while_printing_completions_exits_0() {
     // clap_complete panics on a failed write; podports must not.
@@ -141,9 +295,10 @@ fn watch_and_probe_usage_errors_exit_2() {
         (&["--watch", "0.01"], "shorter than 100ms"),
         (&["--watch", "-1"], "unexpected argument '-1'"),
         (&["--watch", "--all-pods"], "--watch looks at one target"),
-        (&["--watch=1", "catalog"], "--watch goes with the listing"),
+        (&["--watch=1", "catalog"], "cannot be used with"),
         (&["probe", "--timeout", "soon"], "--timeout"),
-        (&["-l", "probe"], "probe looks at the TCP listeners"),
+        (&["-l", "probe"], "cannot be used with"),
+        (&["probe", "-l"], "unexpected argument '-l'"),
         (&["probe", "--all-pods"], "probe looks at one target"),
         (
             &["probe", "--pid", "1", "--netns", "x"],
@@ -421,12 +576,15 @@ fn check_node_container(c: &Value, pod: &Value, what: &str) {
     // The CLI takes these flags, and they mean a sweep of the node rooted at /host.
     let cli = Cli::try_parse_from(std::iter::once("podports".to_string()).chain(args))
         .unwrap_or_else(|e| panic!("{what}: podports does not take its args: {e}"));
-    let req = cli.request().unwrap();
+    let plan = Plan::new(&cli, podports::plan::Terminal::default(), None).unwrap();
+    let Plan::Sweep { request, .. } = plan else {
+        panic!("{what}: the args do not plan a sweep: {plan:?}");
+    };
     assert!(
-        matches!(req.target, Target::AllPods { namespace: None }),
+        matches!(request.target, Target::AllPods { namespace: None }),
         "{what}"
     );
-    assert_eq!(cli.host_root, PathBuf::from("/host"));
+    assert_eq!(cli.target.host_root, PathBuf::from("/host"));
 
     let sc = at(c, "securityContext");
     assert_eq!(at(sc, "runAsUser"), &Value::from(0), "{what}");
@@ -577,43 +735,77 @@ fn the_krew_template_installs_the_plugin() {
 // ---------------------------------------------------------------------------------------------
 // The image, the static binary, versions
 
-#[test]
-fn the_containerfile_builds_the_static_binary_into_a_non_root_scratch_image() {
-    let file = read("Containerfile");
-    let lines: Vec<&str> = file
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let stages: Vec<usize> = (0..lines.len())
-        .filter(|&i| lines[i].starts_with("FROM "))
-        .collect();
-    assert_eq!(stages.len(), 2, "a build stage and the image");
-    let last = &lines[stages[1]..];
-    assert_eq!(last[0], "FROM scratch");
-    assert_eq!(
-        last[1],
-        "COPY --from=build /src/target/x86_64-unknown-linux-musl/release/podports \
-         /usr/local/bin/podports"
-    );
-    let user = last.iter().find_map(|l| l.strip_prefix("USER ")).unwrap();
+/// The non-comment lines of a Containerfile, split into its stages (each from its FROM).
+fn stages(file: &str) -> Vec<Vec<String>> {
+    let mut stages: Vec<Vec<String>> = Vec::new();
+    for l in file.lines().map(str::trim) {
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.starts_with("FROM ") {
+            stages.push(Vec::new());
+        }
+        stages.last_mut().expect("a FROM first").push(l.to_string());
+    }
+    stages
+}
+
+/// The shipped image's stage: scratch, the binary alone, non-root by default.
+fn assert_scratch_image(stage: &[String], copy: &str) {
+    assert_eq!(stage[0], "FROM scratch");
+    assert!(stage.iter().any(|l| l == copy), "{stage:?} lacks `{copy}`");
+    let user = stage.iter().find_map(|l| l.strip_prefix("USER ")).unwrap();
     assert_eq!(user, "65532:65532", "non-root by default");
-    assert!(last.contains(&"ENTRYPOINT [\"/usr/local/bin/podports\"]"));
+    assert!(
+        stage
+            .iter()
+            .any(|l| l == "ENTRYPOINT [\"/usr/local/bin/podports\"]")
+    );
     // Nothing else in the image.
-    let copies = last
+    let copies = stage
         .iter()
         .filter(|l| l.starts_with("COPY") || l.starts_with("ADD"))
         .count();
-    assert_eq!(copies, 1);
-    let build = &lines[stages[0]..stages[1]];
-    assert!(
-        build
-            .iter()
-            .any(|l| l.starts_with(&format!("RUN {}", static_build()))),
-        "{build:?}"
+    assert_eq!(copies, 1, "{stage:?}");
+}
+
+#[test]
+fn the_containerfile_puts_each_architectures_static_binary_into_a_non_root_scratch_image() {
+    // ci/image lays out its build context as linux/<arch>/podports and builds with buildah
+    // --platform, which sets TARGETARCH.
+    let stages = stages(&read("Containerfile"));
+    assert_eq!(stages.len(), 1, "one stage: no build inside the image");
+    assert!(stages[0].iter().any(|l| l == "ARG TARGETARCH"));
+    assert_scratch_image(
+        &stages[0],
+        "COPY linux/${TARGETARCH}/podports /usr/local/bin/podports",
+    );
+    let script = read("ci/image");
+    assert!(script.contains("linux/$arch/podports") && script.contains("-f Containerfile"));
+    for triple in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        assert!(script.contains(triple), "ci/image builds {triple}");
+    }
+}
+
+#[test]
+fn the_source_containerfile_builds_the_static_binary_into_the_same_image() {
+    let file = read("Containerfile.source");
+    let stages = stages(&file);
+    assert_eq!(stages.len(), 2, "a build stage and the image");
+    assert_scratch_image(
+        &stages[1],
+        "COPY --from=build /src/target/x86_64-unknown-linux-musl/release/podports \
+         /usr/local/bin/podports",
     );
     assert!(
-        file.contains(&format!("-t {} .", image())),
+        stages[0]
+            .iter()
+            .any(|l| l.starts_with(&format!("RUN {}", static_build()))),
+        "{:?}",
+        stages[0]
+    );
+    assert!(
+        file.contains(&format!("-f Containerfile.source -t {} .", image())),
         "the header's command tags the image"
     );
 }
@@ -639,9 +831,12 @@ fn one_version_everywhere() {
         plugin.contains(&format!("\nVERSION={VERSION}\n")),
         "plugin VERSION"
     );
-    assert!(
-        read("Containerfile").contains(&format!("org.opencontainers.image.version=\"{VERSION}\""))
-    );
+    for file in ["Containerfile", "Containerfile.source"] {
+        assert!(
+            read(file).contains(&format!("org.opencontainers.image.version=\"{VERSION}\"")),
+            "{file}"
+        );
+    }
     for manifest in ["deploy/daemonset.yaml", "deploy/job.yaml"] {
         assert!(
             read(manifest).contains(&format!("image: {}", image())),
@@ -651,7 +846,7 @@ fn one_version_everywhere() {
 }
 
 #[test]
-fn the_readme_gives_each_install_its_one_command() {
+fn the_install_docs_give_each_install_its_one_command() {
     let readme = read("README.md");
     let install = readme
         .split("\n## Install")
@@ -660,19 +855,31 @@ fn the_readme_gives_each_install_its_one_command() {
         .split("\n## ")
         .next()
         .unwrap();
-    for command in [
+    let docs = read("docs/install-and-plugin.md");
+    let short = [
         "cargo install --locked --path .",
         static_build(),
-        &format!("docker build -f Containerfile -t {} .", image()),
+        "ci/image",
+        "--target aarch64-unknown-linux-musl",
+        &format!("docker build -f Containerfile.source -t {} .", image()),
         "kubectl apply -f deploy/daemonset.yaml",
-        "sed 's/NODE_NAME/node-1/g' deploy/job.yaml | kubectl apply -f -",
         "install -m 0755 deploy/kubectl-podports /usr/local/bin/kubectl-podports",
-        "podports completions bash",
-        "podports man",
-    ] {
+    ];
+    for command in short {
         assert!(
             install.contains(command),
             "README install section lacks `{command}`"
         );
     }
+    for command in short.into_iter().chain([
+        "sed 's/NODE_NAME/node-1/g' deploy/job.yaml | kubectl apply -f -",
+        "podports completions bash",
+        "podports man",
+    ]) {
+        assert!(
+            docs.contains(command),
+            "docs/install-and-plugin.md lacks `{command}`"
+        );
+    }
+    assert!(install.contains("docs/install-and-plugin.md"));
 }

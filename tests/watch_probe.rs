@@ -192,7 +192,7 @@ fn probe_reports_a_healthy_port_a_503_and_a_port_where_nothing_listens() {
     assert!(row("15021").trim_start().starts_with("FAIL"), "{table}");
     assert!(row("15021").contains("503 Service Unavailable"), "{table}");
     assert!(
-        table.contains("probe FAILED: 1 of 2 port(s) did not answer 2xx"),
+        table.contains("probe FAILED: 1 of 2 ports did not answer 2xx"),
         "{table}"
     );
 
@@ -272,7 +272,7 @@ fn probe_passes_when_every_port_answers_and_over_ipv6_loopback() {
     assert_eq!(out.status.code(), Some(0));
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
-        table.contains("2 port(s) probed") && !table.contains("FAILED"),
+        table.contains("2 ports probed") && !table.contains("FAILED"),
         "{table}"
     );
 }

@@ -4,10 +4,7 @@
 //! Only `run` does I/O (files, the inspection, the clock); everything else is pure, and nothing
 //! here ever writes to the target.
 
-pub mod duration;
 pub mod eval;
 pub mod expect;
-pub mod junit;
 pub mod profiles;
-pub mod report;
 pub mod run;

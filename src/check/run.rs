@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::check::eval::{Report, Waited};
 use crate::check::expect::{self, Expectations, Format};
-use crate::check::{duration, junit, profiles, report};
+use crate::check::profiles;
+use crate::duration;
 use crate::error::Error;
-use crate::inspect::{self, Request};
-use crate::render::escape::escape;
+use crate::escape::escape;
+use crate::inspect;
+use crate::render::columns::Layout;
+use crate::render::{check as report, junit};
+use crate::request::Request;
 
 /// Where expectations come from: `--profile NAME`, `--expect FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +28,8 @@ pub enum Input {
 /// How the verdict is printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
-    Table,
-    Wide,
+    Table(Layout),
+    Wide(Layout),
     Json,
 }
 
@@ -70,8 +74,8 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
         Output::Json => serde_json::to_writer_pretty(&mut *out, &report::document(&report))
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out)),
-        Output::Table => report::write_table(out, &report, false),
-        Output::Wide => report::write_table(out, &report, true),
+        Output::Table(layout) => report::write_table(out, &report, false, layout),
+        Output::Wide(layout) => report::write_table(out, &report, true, layout),
     }
     .and_then(|()| out.flush());
     match written {
@@ -282,7 +286,7 @@ mod tests {
 
     use super::*;
     use crate::check::eval::{CheckKind, Outcome, Status};
-    use crate::inspect::Source;
+    use crate::request::Source;
 
     fn report(pass: bool) -> Report {
         Report {

@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(btf.member("inode", &["i_mode"]).unwrap().size, 2);
         assert!(btf.member("file", &["f_inode"]).unwrap().pointer);
         assert_eq!(btf.member("task_struct", &["tgid"]).unwrap().size, 4);
-        let layout = crate::fd_iter::Layout::from_btf(&btf).unwrap();
+        let layout = crate::parse::fd_iter::Layout::from_btf(&btf).unwrap();
         eprintln!("this kernel: {layout:?}");
     }
 }

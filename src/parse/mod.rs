@@ -7,11 +7,14 @@ use std::fmt;
 
 pub mod btf;
 pub mod cgroup;
+pub mod fd_iter;
+pub mod http;
 pub mod kubelet;
 pub mod proc_net;
 pub mod proc_pid;
 pub mod runtime;
 pub mod sock_diag;
+pub mod sock_events;
 
 /// Why a whole input could not be parsed (`/proc/<pid>/stat` without a `)`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -141,7 +141,15 @@ pub fn parse_batch(buf: &[u8], proto: Proto, seq: u32) -> Result<Batch, ReplyErr
                 NLMSG_ERROR | NLMSG_DONE => {
                     let code = read_u32(msg.payload()).map(|c| c as i32);
                     match code {
-                        Some(c) if c < 0 => return Err(ReplyError::Kernel(-c)),
+                        // -c overflows for i32::MIN, which is no errno (issue 14).
+                        Some(c) if c < 0 => {
+                            return Err(match c.checked_neg() {
+                                Some(errno) => ReplyError::Kernel(errno),
+                                None => ReplyError::Malformed(format!(
+                                    "error code {c} in a reply is no errno"
+                                )),
+                            });
+                        }
                         None if msg.message_type() == NLMSG_ERROR => {
                             return Err(ReplyError::Malformed(
                                 "NLMSG_ERROR without an error code".into(),
@@ -185,6 +193,31 @@ pub fn parse_socket(payload: &[u8], proto: Proto) -> Result<Socket, String> {
     }
 }
 
+/// Drops sockets a dump returned twice, keeping the first; returns how many were dropped.
+///
+/// An inet_diag dump that spans several datagrams resumes from a cursor (hash bucket, position
+/// in it), so a socket that moves up a chain while connections close between two reads is
+/// returned again (issue 14). A socket is the same when its inode is (inodes are unique while
+/// the socket lives); inode 0 (TIME_WAIT, request sockets) is the same when state and both
+/// ends are.
+pub fn dedup(sockets: &mut Vec<Socket>) -> usize {
+    use std::collections::HashSet;
+    let before = sockets.len();
+    let mut inodes: HashSet<u64> = HashSet::with_capacity(sockets.len());
+    let mut tuples: HashSet<(State, Endpoint, Endpoint)> = HashSet::new();
+    sockets.retain(|s| {
+        if s.inode != 0 {
+            inodes.insert(s.inode)
+        } else {
+            tuples.insert((s.state, s.local.clone(), s.remote.clone()))
+        }
+    });
+    before - sockets.len()
+}
+
+/// include/net/tcp_states.h: how request sockets are dumped.
+const TCP_NEW_SYN_RECV: u8 = 12;
+
 fn parse_inet(payload: &[u8], proto: Proto) -> Result<Socket, String> {
     let header =
         InetResponseHeader::parse(payload).map_err(|e| format!("inet_diag_msg header: {e}"))?;
@@ -214,10 +247,14 @@ fn parse_inet(payload: &[u8], proto: Proto) -> Result<Socket, String> {
         },
         u64::from(header.inode),
     );
-    // TIME_WAIT sockets carry a literal 0, not an owner: say "unknown", as the /proc parser does.
-    socket.uid = (socket.state != State::TimeWait).then_some(header.uid);
+    // TIME_WAIT and request sockets (TCP_NEW_SYN_RECV, 12) carry a literal 0 that the kernel
+    // writes for want of an owner (inet_twsk_diag_fill, inet_req_diag_fill): "unknown", never a
+    // made-up root (issue 14). A full socket in TCP_SYN_RECV (3) has a real uid.
+    let no_owner = socket.state == State::TimeWait || header.state == TCP_NEW_SYN_RECV;
+    socket.uid = (!no_owner).then_some(header.uid);
     socket.recv_q = header.recv_queue;
     socket.send_q = header.send_queue;
+    socket.cookie = Some(u64::from_ne_bytes(id.cookie));
     for nla in NlasIterator::new(payload.get(INET_DIAG_MSG_LEN..).unwrap_or_default()) {
         // A malformed attribute ends the attribute list, not the socket.
         let Ok(nla) = nla else { break };
@@ -478,6 +515,42 @@ mod tests {
         m
     }
 
+    /// An inet_diag_msg (72 bytes) for 127.0.0.1:15006 <- 127.0.0.6:40000, uid 1337, no NLAs.
+    #[rustfmt::skip]
+    fn inet_payload(state: u8, inode: u32) -> Vec<u8> {
+        let mut p = vec![
+            2,          // idiag_family: AF_INET
+            state,      // idiag_state
+            0, 0,       // idiag_timer, idiag_retrans
+            0x3a, 0x9e, // sport 15006 (big-endian)
+            0x9c, 0x40, // dport 40000
+        ];
+        p.extend_from_slice(&[127, 0, 0, 1]); p.extend_from_slice(&[0; 12]); // src
+        p.extend_from_slice(&[127, 0, 0, 6]); p.extend_from_slice(&[0; 12]); // dst
+        p.extend_from_slice(&[0; 4]);  // if
+        p.extend_from_slice(&[0; 8]);  // cookie
+        p.extend_from_slice(&[0; 4]);  // expires
+        p.extend_from_slice(&[0; 4]);  // rqueue
+        p.extend_from_slice(&[0; 4]);  // wqueue
+        p.extend_from_slice(&1337u32.to_ne_bytes()); // uid
+        p.extend_from_slice(&inode.to_ne_bytes());   // inode
+        p
+    }
+
+    #[test]
+    fn request_and_time_wait_sockets_have_no_uid() {
+        // The kernel writes 0 in idiag_uid for request sockets (state 12) and TIME_WAIT (6):
+        // those zeros are no owner. A full socket in SYN_RECV (3) and an established one keep
+        // the uid the kernel gave.
+        for (state, want) in [(12u8, None), (6, None), (3, Some(1337)), (1, Some(1337))] {
+            let mut bytes = message(SOCK_DIAG_BY_FAMILY, 2, 7, &inet_payload(state, 0));
+            bytes.extend(message(NLMSG_DONE, 2, 7, &[0, 0, 0, 0]));
+            let b = parse_batch(&bytes, Proto::Tcp, 7).unwrap();
+            assert_eq!(b.sockets.len(), 1, "state {state}: {:?}", b.skipped);
+            assert_eq!(b.sockets[0].uid, want, "state {state}");
+        }
+    }
+
     #[rustfmt::skip]
     fn unix_payload(name_attr: &[u8]) -> Vec<u8> {
         let mut p = vec![
@@ -558,6 +631,12 @@ mod tests {
             parse_batch(&bytes, Proto::Tcp, 7),
             Err(ReplyError::Kernel(22))
         );
+        // i32::MIN has no negation: malformed, not an overflow (a panic in debug builds).
+        let bytes = message(NLMSG_ERROR, 0, 7, &i32::MIN.to_ne_bytes());
+        assert!(matches!(
+            parse_batch(&bytes, Proto::Tcp, 7),
+            Err(ReplyError::Malformed(m)) if m.contains("no errno")
+        ));
         // An NLMSG_ERROR with code 0 is an acknowledgement.
         let mut ack = message(NLMSG_ERROR, 0, 7, &0i32.to_ne_bytes());
         ack.extend(message(NLMSG_DONE, 2, 7, &[0, 0, 0, 0]));

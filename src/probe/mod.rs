@@ -2,17 +2,17 @@
 //! pod's network namespace? This module is PURE: which listeners to ask (those the listing
 //! shows with a catalog role that speaks HTTP), on which address (loopback, or an address of
 //! the namespace itself: never anything else), and what an answer means. `http` speaks
-//! HTTP/1.1 over one TCP connection; `run` does the I/O. Probing is the one thing podports
+//! HTTP/1.1 (`parse::http`, pure) over one TCP connection (`sys::http`); `run` does the I/O. Probing is the one thing podports
 //! does that sends bytes to the target: one GET per listener, and only with `probe`.
 
-pub mod http;
 pub mod run;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::inspect::NetnsInfo;
+use crate::listing::NetnsInfo;
 use crate::model::{Holder, Kind, Proto, Role, Socket, State};
+use crate::parse::http;
 
 /// A catalog role that answers HTTP, and what to ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,18 +291,6 @@ impl Report {
     }
 }
 
-/// `850ms`, `2s`, `1.5s`: short, for reports and messages.
-pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -537,8 +525,14 @@ mod tests {
 
     #[test]
     fn durations_read_short() {
-        assert_eq!(human(Duration::from_millis(850)), "850ms");
-        assert_eq!(human(Duration::from_secs(2)), "2s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(
+            crate::duration::display(Duration::from_millis(850)),
+            "850ms"
+        );
+        assert_eq!(crate::duration::display(Duration::from_secs(2)), "2s");
+        assert_eq!(
+            crate::duration::display(Duration::from_millis(1500)),
+            "1.5s"
+        );
     }
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::error::Error;
-use crate::inspect::{self, Request};
-use crate::probe::{self, Outcome, Report, http};
+use crate::inspect;
+use crate::parse::http;
+use crate::probe::{self, Outcome, Report};
+use crate::request::Request;
 use crate::sys::http as sys_http;
 use crate::sys::ifaddrs;
 use crate::sys::netns::NsError;
@@ -29,7 +31,7 @@ pub const DEFAULT_TIMEOUT: &str = "2s";
 /// Probes the target. Errors are an unreachable target or a missing privilege (exit 3); a
 /// port that does not answer is a failed outcome in the report, not an error.
 pub fn probe(plan: &Plan, catalog: &Catalog) -> Result<Report, Error> {
-    let ns = inspect::open_netns(&plan.request)?;
+    let ns = crate::resolve::open_netns(&plan.request)?;
     let ins = inspect::inspect(&plan.request, catalog)?;
     if ins.netns.inode != Some(ns.id.inode) {
         return Err(Error::Unreachable(format!(
@@ -66,7 +68,7 @@ pub fn probe(plan: &Plan, catalog: &Catalog) -> Result<Report, Error> {
                 .map(|t| {
                     sys_http::get(t.socket_addr(), t.path, timeout).map_err(|e| match e {
                         sys_http::GetError::Timeout => {
-                            format!("timed out after {}", probe::human(timeout))
+                            format!("timed out after {}", crate::duration::display(timeout))
                         }
                         e => e.to_string(),
                     })

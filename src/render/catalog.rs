@@ -2,11 +2,9 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-use tabled::builder::Builder;
-use tabled::settings::Style;
-
 use crate::catalog::{Catalog, Entry, Key};
+use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
+use serde::Serialize;
 
 /// The JSON document of `podports catalog -o json`.
 #[derive(Serialize)]
@@ -24,23 +22,47 @@ pub fn write_json(out: &mut impl Write, catalog: &Catalog) -> io::Result<()> {
     writeln!(out)
 }
 
-/// The catalog as a table; `with_source` adds where each fact comes from.
-pub fn write_table(out: &mut impl Write, catalog: &Catalog, with_source: bool) -> io::Result<()> {
-    let mut b = Builder::default();
+/// The catalog as a table; `with_source` (`-o wide`, never shortened) adds where each fact
+/// comes from.
+pub fn write_table(
+    out: &mut impl Write,
+    catalog: &Catalog,
+    with_source: bool,
+    layout: Layout,
+) -> io::Result<()> {
     let mut header = vec![
-        "PORT/PATH",
-        "PROTO",
-        "MESH",
-        "COMPONENT",
-        "NAME",
-        "BIND",
-        "DESCRIPTION",
+        Column::long("PORT/PATH"),
+        Column::fixed("PROTO"),
+        Column::fixed("MESH"),
+        Column::long("COMPONENT"),
+        Column::long("NAME"),
+        Column::fixed("BIND"),
+        Column::long("DESCRIPTION"),
     ];
-    if with_source {
-        header.push("SOURCE");
-    }
-    b.push_record(header);
-    for e in catalog.entries() {
+    let layout = if with_source {
+        header.push(Column::long("SOURCE"));
+        Layout {
+            width: None,
+            ..layout
+        }
+    } else {
+        layout
+    };
+    let entries: Vec<&Entry> = catalog.entries().collect();
+    let table = columns::Table {
+        columns: &header,
+        notes: None,
+    };
+    columns::write(out, table, layout, entries.len(), |i| {
+        entries
+            .get(i)
+            .map(|e| row(e, with_source))
+            .unwrap_or_default()
+    })
+}
+
+fn row(e: &Entry, with_source: bool) -> Row {
+    {
         let (key, protos) = match &e.key {
             Key::Port { port, protos } => (
                 port.to_string(),
@@ -65,20 +87,17 @@ pub fn write_table(out: &mut impl Write, catalog: &Catalog, with_source: bool) -
             description.push_str(&format!(" [{}]", e.versions));
         }
         let mut row = vec![
-            key,
-            protos,
-            e.mesh.clone(),
-            e.process.clone().unwrap_or_else(|| e.component.to_string()),
-            e.name.clone(),
-            e.bind.map(|b| b.to_string()).unwrap_or_default(),
-            description,
+            Cell::from(key),
+            Cell::from(protos),
+            Cell::from(e.mesh.clone()),
+            Cell::from(e.process.clone().unwrap_or_else(|| e.component.to_string())),
+            Cell::painted(e.name.clone(), Paint::Cyan),
+            Cell::from(e.bind.map(|b| b.to_string()).unwrap_or_default()),
+            Cell::from(description),
         ];
         if with_source {
-            row.push(e.source.clone());
+            row.push(Cell::from(e.source.clone()));
         }
-        b.push_record(row);
+        Row::new(row)
     }
-    let mut table = b.build();
-    table.with(Style::blank());
-    writeln!(out, "{table}")
 }

@@ -10,19 +10,21 @@
 use std::io::{self, Write};
 use std::sync::mpsc;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::ser::Formatter;
 
-use crate::inspect::{Inspection, Source};
+use crate::listing::Inspection;
 use crate::model::{
     ContainerRef, Endpoint, Family, Holder, Kind, PodRef, Proto, RawText, Role, SockType, Socket,
     UnixName,
 };
+use crate::request::Source;
 
 pub const VERSION: u32 = 1;
 
 /// `S` is how the sockets are held: a list when read back, a stream when written (`write`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Document<S = Vec<SocketDoc>> {
     pub version: u32,
     pub netns: NetnsDoc,
@@ -49,29 +51,31 @@ pub struct Document<S = Vec<SocketDoc>> {
 
 /// A pod container: the runtime's ID (from the cgroup) and the name in the pod spec (from
 /// the kubelet's log links); either may be null.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ContainerDoc {
     pub id: Option<String>,
     pub name: Option<String>,
 }
 
 /// The pod container whose cgroup created a socket no visible process holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CgroupOwnerDoc {
     pub pod: PodRef,
     pub container: Option<ContainerDoc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetnsDoc {
     pub inode: Option<u64>,
     pub target: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SocketDoc {
     pub proto: Proto,
     pub family: Family,
+    /// `LISTEN`, `ESTABLISHED`, ... as `State` names them.
+    #[schemars(with = "crate::model::State")]
     pub state: String,
     #[serde(rename = "type")]
     pub sock_type: SockType,
@@ -98,9 +102,9 @@ pub struct SocketDoc {
 }
 
 /// One end of a socket: `{addr, port}` for TCP/UDP, `{path}` for a unix socket's own end
-/// (null when unnamed; abstract names start with `@`), `{peer_inode}` for a unix socket's
-/// remote end (null when not connected).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// (`{"path": null}` when unnamed; abstract names start with `@`), `{peer_inode}` for a unix
+/// socket's remote end (`{"peer_inode": null}` when not connected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum EndpointDoc {
     Inet(InetEnd),
@@ -108,7 +112,7 @@ pub enum EndpointDoc {
     UnixPeer(UnixPeerEnd),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InetEnd {
     /// Without brackets; the IPv6 wildcard is `::`.
@@ -116,7 +120,7 @@ pub struct InetEnd {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnixLocalEnd {
     pub path: Option<String>,
@@ -126,13 +130,13 @@ pub struct UnixLocalEnd {
     pub r#abstract: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnixPeerEnd {
     pub peer_inode: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessDoc {
     pub pid: i32,
     pub comm: String,
@@ -501,13 +505,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The JSON Schema (2020-12) of the document, from the types above: docs/podports.schema.json
+/// is this, pretty-printed (tests/json_schema.rs keeps the two equal).
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Document).to_value();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert(
+            "title".into(),
+            format!("podports -o json, version {VERSION}").into(),
+        );
+    }
+    schema
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
     use std::sync::Arc;
 
     use super::*;
-    use crate::inspect::NetnsInfo;
+    use crate::listing::NetnsInfo;
     use crate::model::{ProcessInfo, SockType, State};
 
     fn inet(addr: &str, port: u16) -> Endpoint {

@@ -3,8 +3,9 @@
 
 use std::io::{self, Write};
 
-use crate::node::Sweep;
-use crate::render::escape::escape;
+use crate::escape::escape;
+use crate::listing::Sweep;
+use crate::render::columns::Layout;
 use crate::render::json;
 use crate::render::table::{self, Detail};
 
@@ -14,8 +15,9 @@ pub fn write_table(
     out: &mut impl Write,
     sweep: &Sweep,
     detail: Detail,
-    color: bool,
+    layout: Layout,
 ) -> io::Result<()> {
+    let color = layout.color;
     if sweep.listings.is_empty() {
         writeln!(out, "no running pods")?;
     }
@@ -28,7 +30,7 @@ pub fn write_table(
             _ => "the node's network namespace (hostNetwork)".to_string(),
         };
         writeln!(out, "=== {}", escape(heading.as_bytes()))?;
-        table::write(out, ins, detail, color)?;
+        table::write(out, ins, detail, layout)?;
     }
     if !sweep.idle.is_empty() {
         let names: Vec<String> = sweep
@@ -39,8 +41,9 @@ pub fn write_table(
         writeln!(out)?;
         writeln!(
             out,
-            "{} pod(s) with a log directory but no running process: {}",
+            "{} {} with a log directory but no running process: {}",
             names.len(),
+            table::plural(names.len(), "pod", "pods"),
             names.join(", ")
         )?;
     }
@@ -69,12 +72,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::inspect::{Inspection, NetnsInfo, Source};
+    use crate::listing::{Inspection, NetnsInfo};
     use crate::model::{
         ContainerRef, Endpoint, Family, Holder, Kind, PodRef, ProcessInfo, RawText, SockType,
         Socket, State,
     };
     use crate::render::json::Document;
+    use crate::request::Source;
 
     fn pod(ns: &str, name: &str, uid: &str) -> PodRef {
         PodRef {
@@ -170,7 +174,7 @@ mod tests {
     #[test]
     fn the_table_names_containers_in_the_pod_and_in_others() {
         let mut out = Vec::new();
-        write_table(&mut out, &sweep(), Detail::Normal, false).unwrap();
+        write_table(&mut out, &sweep(), Detail::Normal, Layout::PLAIN).unwrap();
         let t = String::from_utf8(out).unwrap();
         assert!(t.starts_with("=== pod default/productpage-v1\n"), "{t}");
         assert!(
@@ -188,7 +192,7 @@ mod tests {
             t.contains("hostNetwork pods: istio-system/ztunnel-x7k2p"),
             "{t}"
         );
-        assert!(t.contains("1 pod(s) with a log directory but no running process: default/old-0"));
+        assert!(t.contains("1 pod with a log directory but no running process: default/old-0"));
         assert!(t.ends_with("warning: pod x skipped: gone\n"), "{t}");
         assert!(!t.contains('\x1b'), "{t}");
     }

@@ -5,14 +5,14 @@
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
-use tabled::builder::Builder;
-use tabled::settings::Style;
 
+use crate::duration;
+use crate::escape::escape;
 use crate::model::{Holder, Kind, Role};
-use crate::probe::{Outcome, Report, Skipped, human};
-use crate::render::escape::escape;
+use crate::probe::{Outcome, Report, Skipped};
+use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
 use crate::render::json::NetnsDoc;
-use crate::render::table::Detail;
+use crate::render::table::{Detail, plural};
 
 pub const VERSION: u32 = 1;
 
@@ -163,15 +163,9 @@ pub fn write_table(
     out: &mut impl Write,
     r: &Report,
     detail: Detail,
-    color: bool,
+    layout: Layout,
 ) -> io::Result<()> {
-    let paint = |text: &str, code: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
+    let color = layout.color;
     if r.outcomes.is_empty() && r.skipped.is_empty() {
         let ports: Vec<String> = r.not_listening.iter().map(u16::to_string).collect();
         writeln!(
@@ -181,14 +175,25 @@ pub fn write_table(
             ports.join(", ")
         )?;
     } else {
-        let mut b = Builder::default();
-        let mut header = vec![
-            "RESULT", "PORT", "URL", "STATUS", "LATENCY", "ROLE", "PROCESS",
+        let mut columns = vec![
+            Column::fixed("RESULT"),
+            Column::fixed("PORT"),
+            Column::long("URL"),
+            Column::long("STATUS"),
+            Column::fixed("LATENCY"),
+            Column::long("ROLE"),
+            Column::long("PROCESS"),
         ];
-        if detail == Detail::Wide {
-            header.push("LISTEN");
-        }
-        b.push_record(header);
+        let layout = if detail == Detail::Wide {
+            columns.push(Column::fixed("LISTEN"));
+            Layout {
+                width: None,
+                ..layout
+            }
+        } else {
+            layout
+        };
+        let mut rows = Vec::new();
         for o in &r.outcomes {
             let (status, latency) = match &o.result {
                 Ok(a) => {
@@ -200,48 +205,61 @@ pub fn write_table(
                 }
                 Err(e) => (escape(e.as_bytes()), "-".into()),
             };
+            let result = if o.passed() {
+                Cell::painted("pass", Paint::Green)
+            } else {
+                Cell::painted("FAIL", Paint::Red)
+            };
             let mut row = vec![
-                if o.passed() { "pass" } else { "FAIL" }.to_string(),
-                o.target.port.to_string(),
-                o.target.url(),
-                status,
-                latency,
-                role_name(&o.target.role),
-                owners(&o.target.holders),
+                result,
+                Cell::from(o.target.port.to_string()),
+                Cell::from(o.target.url()),
+                Cell::from(status),
+                Cell::from(latency),
+                Cell::painted(role_name(&o.target.role), Paint::Cyan),
+                Cell::from(owners(&o.target.holders)),
             ];
             if detail == Detail::Wide {
-                row.push(o.target.listen.to_string());
+                row.push(Cell::from(o.target.listen.to_string()));
             }
-            b.push_record(row);
+            rows.push(Row::new(row));
         }
         for s in &r.skipped {
             let mut row = vec![
-                "skip".to_string(),
-                s.port.to_string(),
-                "-".into(),
-                escape(s.reason.as_bytes()),
-                "-".into(),
-                role_name(&s.role),
-                owners(&s.holders),
+                Cell::painted("skip", Paint::Yellow),
+                Cell::from(s.port.to_string()),
+                Cell::from("-"),
+                Cell::from(escape(s.reason.as_bytes())),
+                Cell::from("-"),
+                Cell::painted(role_name(&s.role), Paint::Cyan),
+                Cell::from(owners(&s.holders)),
             ];
             if detail == Detail::Wide {
-                row.push(s.listen.to_string());
+                row.push(Cell::from(s.listen.to_string()));
             }
-            b.push_record(row);
+            rows.push(Row::new(row));
         }
-        let mut table = b.build();
-        table.with(Style::blank());
-        // Color after layout, so that escape codes do not count as width.
-        let text = table.to_string();
-        for line in text.lines() {
-            let line = match line.trim_start().split(' ').next() {
-                Some("FAIL") => line.replacen("FAIL", &paint("FAIL", "31"), 1),
-                Some("pass") => line.replacen("pass", &paint("pass", "32"), 1),
-                _ => line.to_string(),
-            };
-            writeln!(out, "{line}")?;
-        }
+        let table = columns::Table {
+            columns: &columns,
+            notes: None,
+        };
+        columns::write(out, table, layout, rows.len(), |i| {
+            rows.get(i).cloned().unwrap_or_default()
+        })?;
     }
+    let mut text = Vec::new();
+    footer(&mut text, r, color)?;
+    columns::write_wrapped(out, &String::from_utf8_lossy(&text), layout.width)
+}
+
+fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
+    let paint = |text: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
     let inode = r
         .netns
         .inode
@@ -250,12 +268,13 @@ pub fn write_table(
     let failed = r.failed();
     writeln!(
         out,
-        "{} port(s) probed in {}{inode}: {} passed, {failed} failed, {} skipped; timeout {}",
+        "{} {} probed in {}{inode}: {} passed, {failed} failed, {} skipped; timeout {}",
         r.outcomes.len(),
+        plural(r.outcomes.len(), "port", "ports"),
         escape(r.netns.target.as_bytes()),
         r.outcomes.len() - failed,
         r.skipped.len(),
-        human(r.timeout)
+        duration::display(r.timeout)
     )?;
     for w in &r.warnings {
         writeln!(out, "{} {}", paint("warning:", "33"), escape(w.as_bytes()))?;
@@ -263,8 +282,9 @@ pub fn write_table(
     if failed > 0 {
         writeln!(
             out,
-            "probe FAILED: {failed} of {} port(s) did not answer 2xx",
-            r.outcomes.len()
+            "probe FAILED: {failed} of {} {} did not answer 2xx",
+            r.outcomes.len(),
+            plural(r.outcomes.len(), "port", "ports")
         )?;
     }
     Ok(())
@@ -302,9 +322,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::inspect::NetnsInfo;
+    use crate::listing::NetnsInfo;
     use crate::model::{ProcessInfo, RawText};
-    use crate::probe::{Target, http};
+    use crate::parse::http;
+    use crate::probe::Target;
 
     fn report() -> Report {
         let role = Role {
@@ -372,7 +393,7 @@ mod tests {
     #[test]
     fn the_table_shows_each_port_and_the_verdict_without_raw_control_bytes() {
         let mut out = Vec::new();
-        write_table(&mut out, &report(), Detail::Normal, false).unwrap();
+        write_table(&mut out, &report(), Detail::Normal, Layout::PLAIN).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
         let lines: Vec<&str> = text.lines().collect();
@@ -386,10 +407,12 @@ mod tests {
             "{text}"
         );
         assert!(lines[3].contains("timed out after 2s"), "{text}");
-        assert!(lines[4].contains(
-            "3 port(s) probed in netns /run/netns/x (netns inode 42): 1 passed, 2 failed"
-        ));
-        assert_eq!(lines[5], "probe FAILED: 2 of 3 port(s) did not answer 2xx");
+        assert!(
+            lines[4].contains(
+                "3 ports probed in netns /run/netns/x (netns inode 42): 1 passed, 2 failed"
+            )
+        );
+        assert_eq!(lines[5], "probe FAILED: 2 of 3 ports did not answer 2xx");
     }
 
     #[test]
@@ -422,7 +445,16 @@ mod tests {
         let mut r = report();
         r.outcomes.clear();
         let mut out = Vec::new();
-        write_table(&mut out, &r, Detail::Normal, true).unwrap();
+        write_table(
+            &mut out,
+            &r,
+            Detail::Normal,
+            Layout {
+                color: true,
+                ..Layout::PLAIN
+            },
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("nothing to probe: no HTTP port of the catalog listens"));
         assert!(!text.contains("FAILED"));

@@ -3,12 +3,14 @@
 //! target goes through `escape` first.
 
 use std::io::{self, Write};
+
 use std::net::IpAddr;
 
-use crate::inspect::{Inspection, Source};
-use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, UnixName};
-use crate::render::columns;
-use crate::render::escape::escape;
+use crate::escape::{endpoint, escape};
+use crate::listing::Inspection;
+use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, State};
+use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
+use crate::request::Source;
 use crate::sys::procfs::FdWalk;
 
 /// How much to show.
@@ -19,89 +21,133 @@ pub enum Detail {
     Wide,
 }
 
-/// Write the table. `color` marks the footer's warnings in yellow (only ever on a terminal).
+const NORMAL: [Column; 6] = [
+    Column::fixed("PROTO"),
+    Column::fixed("STATE"),
+    Column::address("LOCAL"),
+    Column::address("REMOTE"),
+    Column::long("PROCESS"),
+    Column::long("ROLE"),
+];
+const WIDE: [Column; 12] = [
+    Column::fixed("PROTO"),
+    Column::fixed("STATE"),
+    Column::address("LOCAL"),
+    Column::address("REMOTE"),
+    Column::long("PROCESS"),
+    Column::long("ROLE"),
+    Column::fixed("INODE"),
+    Column::fixed("UID"),
+    Column::fixed("RECV-Q"),
+    Column::fixed("SEND-Q"),
+    Column::long("CMDLINE"),
+    Column::long("KIND"),
+];
+
+/// Write the table (`write_rows`), then the footer.
 pub fn write(
     out: &mut impl Write,
     ins: &Inspection,
     detail: Detail,
-    color: bool,
+    layout: Layout,
 ) -> io::Result<()> {
-    let mut header = vec!["PROTO", "STATE", "LOCAL", "REMOTE", "PROCESS", "ROLE"];
-    if detail == Detail::Wide {
-        header.extend(["INODE", "UID", "RECV-Q", "SEND-Q", "CMDLINE", "KIND"]);
-    }
-    header.push("WARNINGS");
-    if ins.sockets.is_empty() {
-        writeln!(out, "no sockets")?;
-    } else {
-        // Row by row, not through tabled's builder, which holds every cell (issue 5).
-        columns::write_blank(out, &header, ins.sockets.len(), |i| {
-            ins.sockets
-                .get(i)
-                .map(|s| row(s, detail, ins.pod.as_ref()))
-                .unwrap_or_default()
-        })?;
-    }
-    footer(out, ins, color)
+    write_rows(out, ins, detail, layout)?;
+    let layout = match detail {
+        Detail::Normal => layout,
+        Detail::Wide => Layout {
+            width: None,
+            ..layout
+        },
+    };
+    footer(out, ins, layout)
 }
 
-fn row(s: &Socket, detail: Detail, pod: Option<&PodRef>) -> Vec<String> {
+/// The header and one line per socket (or `no sockets`), then the numbered notes when the
+/// layout fits a width. `-o wide` is never shortened: its layout's width is ignored.
+pub fn write_rows(
+    out: &mut impl Write,
+    ins: &Inspection,
+    detail: Detail,
+    layout: Layout,
+) -> io::Result<()> {
+    if ins.sockets.is_empty() {
+        return writeln!(out, "no sockets");
+    }
+    let (columns, layout) = match detail {
+        Detail::Normal => (&NORMAL[..], layout),
+        Detail::Wide => (
+            &WIDE[..],
+            Layout {
+                width: None,
+                ..layout
+            },
+        ),
+    };
+    let table = columns::Table {
+        columns,
+        notes: Some("WARNINGS"),
+    };
+    // Row by row, not through tabled's builder, which holds every cell (issue 5).
+    columns::write(out, table, layout, ins.sockets.len(), |i| {
+        ins.sockets
+            .get(i)
+            .map(|s| row(s, detail, ins.pod.as_ref(), layout.width.is_some()))
+            .unwrap_or_default()
+    })
+}
+
+/// `fitted`: on a terminal, where ss's short `ESTAB` saves six columns.
+fn row(s: &Socket, detail: Detail, pod: Option<&PodRef>, fitted: bool) -> Row {
     let owner = match &s.cgroup_owner {
         Some(c) if s.holders.is_empty() => format!("- (cgroup of {})", container_label(c, pod)),
         _ => holders(&s.holders, detail, pod),
     };
-    let mut r = vec![
-        s.proto.to_string(),
-        s.state.to_string(),
-        endpoint(&s.local),
-        endpoint(&s.remote),
-        owner,
-        role_cell(s),
+    let state = Cell::painted(
+        match s.state {
+            State::Established if fitted => "ESTAB".to_string(),
+            st => st.to_string(),
+        },
+        match s.state {
+            State::Listen => Paint::Green,
+            State::Established => Paint::Plain,
+            _ => Paint::Yellow,
+        },
+    );
+    let mut cells = vec![
+        Cell::from(s.proto.to_string()),
+        state,
+        Cell::from(local(s)),
+        Cell::from(endpoint(&s.remote)),
+        Cell::from(owner),
+        Cell::painted(role_cell(s), Paint::Cyan),
     ];
     if detail == Detail::Wide {
-        r.push(s.inode.to_string());
-        r.push(s.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()));
-        r.push(s.recv_q.to_string());
-        r.push(s.send_q.to_string());
-        r.push(cmdlines(&s.holders));
-        r.push(kinds(&s.holders));
+        cells.push(Cell::from(s.inode.to_string()));
+        cells.push(Cell::from(
+            s.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        ));
+        cells.push(Cell::from(s.recv_q.to_string()));
+        cells.push(Cell::from(s.send_q.to_string()));
+        cells.push(Cell::from(cmdlines(&s.holders)));
+        cells.push(Cell::from(kinds(&s.holders)));
     }
-    r.push(
-        s.warnings
-            .iter()
-            .map(|w| escape(w.as_bytes()))
-            .collect::<Vec<_>>()
-            .join("; "),
-    );
-    r
+    Row {
+        cells,
+        notes: s.warnings.iter().map(|w| escape(w.as_bytes())).collect(),
+    }
 }
 
-/// `127.0.0.1:15000`, `[::]:15001`, a unix path, `@abstract`, `*` for unnamed.
-pub fn endpoint(e: &Endpoint) -> String {
-    match e {
-        Endpoint::Inet {
-            addr: IpAddr::V4(a),
-            port,
-        } => format!("{a}:{}", port_text(*port)),
+/// The local end as ss prints it: `*:15001` for a dual-stack `[::]` listener (v6only off),
+/// `[::]:15001` for one that takes IPv6 only (or when the kernel did not say).
+pub fn local(s: &Socket) -> String {
+    match &s.local {
         Endpoint::Inet {
             addr: IpAddr::V6(a),
             port,
-        } => format!("[{a}]:{}", port_text(*port)),
-        Endpoint::UnixLocal(UnixName::Unnamed) => "*".into(),
-        Endpoint::UnixLocal(UnixName::Path(p)) => escape(p.as_bytes()),
-        Endpoint::UnixLocal(UnixName::Abstract(p)) => format!("@{}", escape(p.as_bytes())),
-        Endpoint::UnixPeer {
-            peer_inode: Some(i),
-        } => format!("peer:{i}"),
-        Endpoint::UnixPeer { peer_inode: None } => "*".into(),
-    }
-}
-
-fn port_text(port: u16) -> String {
-    if port == 0 {
-        "*".into()
-    } else {
-        port.to_string()
+        } if a.is_unspecified() && s.v6only == Some(false) => {
+            format!("*:{}", crate::escape::port_text(*port))
+        }
+        e => endpoint(e),
     }
 }
 
@@ -194,7 +240,13 @@ fn kinds(hs: &[Holder]) -> String {
     parts.join(" | ")
 }
 
-fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()> {
+/// `socket` for one, `sockets` for any other count.
+pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// The lines under the table: counts, the namespace, the pod, the listing's warnings.
+pub fn footer(out: &mut impl Write, ins: &Inspection, layout: Layout) -> io::Result<()> {
     let listening = ins.sockets.iter().filter(|s| s.is_listening()).count();
     let source = match ins.source {
         Source::Netlink => "netlink sock_diag",
@@ -210,18 +262,26 @@ fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()>
         Some(FdWalk::Proc) => ", owners from /proc/*/fd",
         Some(FdWalk::Auto) | None => "",
     };
+    let n = ins.sockets.len();
+    let wrap = |text: String| columns::wrap(&text, layout.width, 2);
     writeln!(
         out,
-        "{} sockets, {listening} listening; {}{inode}; from {source}{owners}",
-        ins.sockets.len(),
-        escape(ins.netns.target.as_bytes()),
+        "{}",
+        wrap(format!(
+            "{n} {}, {listening} listening; {}{inode}; from {source}{owners}",
+            plural(n, "socket", "sockets"),
+            escape(ins.netns.target.as_bytes()),
+        ))
     )?;
     if let Some(pod) = &ins.pod {
         writeln!(
             out,
-            "pod {}, uid {}",
-            escape(pod.to_string().as_bytes()),
-            pod.uid
+            "{}",
+            wrap(format!(
+                "pod {}, uid {}",
+                escape(pod.to_string().as_bytes()),
+                pod.uid
+            ))
         )?;
     }
     if !ins.pods.is_empty() {
@@ -235,15 +295,16 @@ fn footer(out: &mut impl Write, ins: &Inspection, color: bool) -> io::Result<()>
         } else {
             "pods"
         };
-        writeln!(out, "{what}: {}", pods.join(", "))?;
+        writeln!(out, "{}", wrap(format!("{what}: {}", pods.join(", "))))?;
     }
     for w in &ins.warnings {
-        let label = if color {
-            "\x1b[33mwarning:\x1b[0m"
-        } else {
-            "warning:"
-        };
-        writeln!(out, "{label} {}", escape(w.as_bytes()))?;
+        let text = wrap(format!("warning: {}", escape(w.as_bytes())));
+        let label = Paint::Yellow.apply("warning:", layout.color);
+        writeln!(
+            out,
+            "{label}{}",
+            text.strip_prefix("warning:").unwrap_or(&text)
+        )?;
     }
     Ok(())
 }
@@ -253,8 +314,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::inspect::NetnsInfo;
-    use crate::model::{Family, Kind, ProcessInfo, RawText, SockType, State};
+    use crate::listing::NetnsInfo;
+    use crate::model::{Endpoint, Family, Kind, ProcessInfo, RawText, SockType, State, UnixName};
 
     fn hostile_inspection() -> Inspection {
         let evil = RawText::new(&b"ev\x1b[2Jil\nname\xff"[..]);
@@ -297,7 +358,11 @@ mod tests {
 
     fn render(detail: Detail, color: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        write(&mut out, &hostile_inspection(), detail, color).unwrap();
+        let layout = Layout {
+            color,
+            ..Layout::PLAIN
+        };
+        write(&mut out, &hostile_inspection(), detail, layout).unwrap();
         out
     }
 
@@ -331,7 +396,7 @@ mod tests {
                 fd_walk,
                 ..hostile_inspection()
             };
-            write(&mut out, &ins, Detail::Normal, false).unwrap();
+            write(&mut out, &ins, Detail::Normal, Layout::PLAIN).unwrap();
             String::from_utf8(out).unwrap()
         };
         assert!(

@@ -9,7 +9,8 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::inspect::Inspection;
+use crate::listing::Inspection;
+use crate::render::columns::Layout;
 use crate::render::json::{SocketDoc, socket_doc};
 use crate::render::table::{self, Detail};
 use crate::watch::{Diff, Key};
@@ -58,13 +59,14 @@ pub fn write_frame(
     diff: &Diff,
     frame: &Frame,
     detail: Detail,
-    color: bool,
+    layout: Layout,
 ) -> io::Result<()> {
+    let color = layout.color;
     let mut shown = ins.clone();
     shown
         .sockets
         .extend(diff.disappeared.iter().map(|s| (*s).clone()));
-    crate::inspect::sort(&mut shown.sockets);
+    crate::listing::sort(&mut shown.sockets);
     let gone: HashSet<Key> = diff.disappeared.iter().map(|s| Key::of(s)).collect();
     let came: HashSet<Key> = diff.appeared.iter().map(|s| Key::of(s)).collect();
     let paint = |mark: &str, code: &str| {
@@ -95,40 +97,53 @@ pub fn write_frame(
         )?;
     }
 
+    // The rows (and notes) of what is there and what just left; a column narrower for the
+    // marker in front of each line.
+    // Fitted tables have no blank column in front: the marker gets its own.
+    let (layout, gap) = match layout.width {
+        Some(w) => (
+            Layout {
+                width: Some(w.saturating_sub(2)),
+                ..layout
+            },
+            " ",
+        ),
+        None => (layout, ""),
+    };
     let mut rows = Vec::new();
-    table::write(&mut rows, &shown, detail, false)?;
+    table::write_rows(&mut rows, &shown, detail, layout)?;
     let rows = String::from_utf8_lossy(&rows);
-    if shown.sockets.is_empty() {
-        writeln!(out, "  no sockets")?;
-    } else {
-        for (i, line) in rows.lines().take(1 + shown.sockets.len()).enumerate() {
-            let mark = match i.checked_sub(1).and_then(|i| shown.sockets.get(i)) {
-                None => " ".to_string(),
-                Some(s) => {
-                    let key = Key::of(s);
-                    if gone.contains(&key) {
-                        paint("-", "31")
-                    } else if came.contains(&key) {
-                        paint("+", "32")
-                    } else {
-                        " ".to_string()
-                    }
+    let header = usize::from(layout.headers && !shown.sockets.is_empty());
+    for (i, line) in rows.lines().enumerate() {
+        let mark = match i.checked_sub(header).and_then(|i| shown.sockets.get(i)) {
+            None => " ".to_string(),
+            Some(s) => {
+                let key = Key::of(s);
+                if gone.contains(&key) {
+                    paint("-", "31")
+                } else if came.contains(&key) {
+                    paint("+", "32")
+                } else {
+                    " ".to_string()
                 }
-            };
-            writeln!(out, "{mark}{line}")?;
+            }
+        };
+        if line.is_empty() {
+            writeln!(out)?;
+        } else if shown.sockets.is_empty() {
+            writeln!(out, "  {line}")?;
+        } else if i >= header + shown.sockets.len() {
+            // The notes under the table.
+            writeln!(out, " {line}")?;
+        } else {
+            writeln!(out, "{mark}{gap}{line}")?;
         }
     }
 
     // The footer is the listing's (counts, namespace, warnings), without what disappeared.
-    let mut now = Vec::new();
-    table::write(&mut now, ins, detail, color)?;
-    let now = String::from_utf8_lossy(&now);
-    let table_lines = if ins.sockets.is_empty() {
-        1
-    } else {
-        1 + ins.sockets.len()
-    };
-    for line in now.lines().skip(table_lines) {
+    let mut footer = Vec::new();
+    table::footer(&mut footer, ins, layout)?;
+    for line in String::from_utf8_lossy(&footer).lines() {
         writeln!(out, " {line}")?;
     }
     Ok(())
@@ -139,8 +154,9 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::inspect::{NetnsInfo, Source};
+    use crate::listing::NetnsInfo;
     use crate::model::{Endpoint, Family, Proto, SockType, Socket, State};
+    use crate::request::Source;
     use crate::watch::diff;
 
     fn listener(port: u16, inode: u64) -> Socket {
@@ -173,6 +189,11 @@ mod tests {
         }
     }
 
+    const COLOR: Layout = Layout {
+        color: true,
+        ..Layout::PLAIN
+    };
+
     const FRAME: Frame = Frame {
         every: "2s",
         at: "12:00:00 UTC",
@@ -185,7 +206,7 @@ mod tests {
         let after = listing(vec![listener(15000, 1), listener(15090, 3)]);
         let d = diff(&before.sockets, &after.sockets);
         let mut out = Vec::new();
-        write_frame(&mut out, &after, &d, &FRAME, Detail::Normal, false).unwrap();
+        write_frame(&mut out, &after, &d, &FRAME, Detail::Normal, Layout::PLAIN).unwrap();
         let text = String::from_utf8(out).unwrap();
         let body = text
             .strip_prefix("\x1b[H\x1b[2J\x1b[3J")
@@ -223,7 +244,7 @@ mod tests {
             first: true,
             ..FRAME
         };
-        write_frame(&mut out, &now, &d, &first, Detail::Wide, true).unwrap();
+        write_frame(&mut out, &now, &d, &first, Detail::Wide, COLOR).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("every 2s, at 12:00:00 UTC; Ctrl-C to stop"));
         assert!(!text.contains("\x1b[32m+") && !text.contains("\x1b[31m-"));
@@ -232,7 +253,7 @@ mod tests {
         let empty = listing(Vec::new());
         let d = diff(&now.sockets, &empty.sockets);
         let mut out = Vec::new();
-        write_frame(&mut out, &empty, &d, &FRAME, Detail::Normal, true).unwrap();
+        write_frame(&mut out, &empty, &d, &FRAME, Detail::Normal, COLOR).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\x1b[31m-\x1b[0m tcp"), "{text}");
         assert!(text.contains("0 sockets, 0 listening"), "{text}");
@@ -244,7 +265,7 @@ mod tests {
             &diff(&[], &[]),
             &FRAME,
             Detail::Normal,
-            false,
+            Layout::PLAIN,
         )
         .unwrap();
         assert!(String::from_utf8(out).unwrap().contains("\n  no sockets\n"));

@@ -13,8 +13,8 @@ use std::ptr::NonNull;
 use nix::libc;
 use nix::sys::mman::{self, MapFlags, ProtFlags};
 
-use crate::fd_iter::{self, Layout, SocketFd};
 use crate::parse::btf::Btf;
+use crate::parse::fd_iter::{self, Layout, SocketFd};
 
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -25,8 +25,9 @@ const BPF_ITER_CREATE: libc::c_long = 33;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_TRACE_ITER: u32 = 28;
 
-/// The program is declared GPL-compatible: `bpf_seq_write` is a GPL-only helper.
-const LICENSE: &[u8] = b"GPL\0";
+/// The program is declared GPL-compatible ("Dual MIT/GPL", which the kernel accepts):
+/// `bpf_seq_write` is a GPL-only helper. MIT is one of podports' licenses (see LICENSE).
+const LICENSE: &[u8] = b"Dual MIT/GPL\0";
 const PROG_NAME: &[u8] = b"podports_fds";
 
 /// `union bpf_attr`, zeroed, filled field by field at the offsets of uapi bpf.h.

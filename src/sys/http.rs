@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::probe::http::{Answer, ResponseError, parse_status, request};
+use crate::parse::http::{Answer, ResponseError, parse_status, request};
 
 /// Why a GET got no status.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The only place podports makes syscalls: namespace entry, netlink I/O, /proc reading, the
-//! in-kernel fd walk (a BPF iterator that reads fd tables), the node's pod records (kubelet
-//! log directories, cgroups) and `probe`'s one GET per port (http.rs).
+//! in-kernel fd walk (a BPF iterator that reads fd tables), the kernel's socket-destroy events
+//! (`--watch`, sockevents.rs), the node's pod records (kubelet log directories, cgroups) and
+//! `probe`'s one GET per port (http.rs).
 //! Everything here reads; nothing here ever writes to the target or the host, but for the
 //! GET that `probe`, and only `probe`, sends to the pod's own HTTP ports. (The `check`
 //! command's own files, its `--expect` input and `--junit` report, are read and written by
@@ -14,3 +15,4 @@ pub mod netns;
 pub mod node;
 pub mod output;
 pub mod procfs;
+pub mod sockevents;

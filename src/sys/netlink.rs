@@ -167,6 +167,7 @@ impl<T: Transport> SockDiag<T> {
                 )));
             }
         }
+        sock_diag::dedup(&mut dump.sockets);
         if interrupted {
             return Ok(Attempt::Retry(
                 "the socket table changed during the dump (NLM_F_DUMP_INTR)".into(),
@@ -283,6 +284,19 @@ mod tests {
         let mut d = SockDiag::with_transport(Script::new(vec![vec![
             [unix_socket(1, 2, 0), unix_socket(2, 2, 0)].concat(),
             unix_socket(3, 2, 0),
+            done(),
+        ]]));
+        let dump = d.dump_unix(u32::MAX).unwrap();
+        assert_eq!(inodes(&dump), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_socket_returned_twice_by_a_resumed_dump_is_kept_once() {
+        // Datagram 2 repeats inode 2, as a dump resumed from its cursor does when a socket
+        // moved up its hash chain between two reads.
+        let mut d = SockDiag::with_transport(Script::new(vec![vec![
+            [unix_socket(1, 2, 0), unix_socket(2, 2, 0)].concat(),
+            [unix_socket(2, 2, 0), unix_socket(3, 2, 0)].concat(),
             done(),
         ]]));
         let dump = d.dump_unix(u32::MAX).unwrap();

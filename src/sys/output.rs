@@ -1,12 +1,33 @@
-//! Waiting between two looks of `--watch` while keeping an eye on stdout: the wait ends early
-//! when the reader of stdout is gone, so `podports --watch -o json | head -1` ends even when
-//! nothing changes and nothing is written. Reads nothing, writes nothing.
+//! What podports asks of its own stdout: the terminal's width (TIOCGWINSZ), and waiting
+//! between two looks of `--watch` while keeping an eye on it: the wait ends early when the
+//! reader of stdout is gone, so `podports --watch -o json | head -1` ends even when nothing
+//! changes and nothing is written. Reads nothing of the target, writes nothing.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
+
+/// The number of columns of the terminal `out` is, from the TIOCGWINSZ ioctl; `None` when
+/// `out` is not a terminal or the terminal does not say (a width of 0).
+pub fn terminal_columns(out: BorrowedFd<'_>) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let mut size = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` to the pointer it is given, which lives here.
+    let got = unsafe { tiocgwinsz(out.as_raw_fd(), &mut size) };
+    match got {
+        Ok(_) if size.ws_col > 0 => Some(usize::from(size.ws_col)),
+        _ => None,
+    }
+}
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +100,14 @@ mod tests {
             Waited::Elapsed
         );
         assert!(start.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn a_pipe_or_a_file_has_no_width() {
+        let (_r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(terminal_columns(w.as_fd()), None);
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(terminal_columns(f.as_fd()), None);
     }
 
     #[test]

@@ -55,6 +55,12 @@ impl FdWalk {
     }
 }
 
+/// `/proc/thread-self/net/<name>`: the table of the namespace the calling thread is in (called
+/// from inside `Netns::run_in`).
+pub fn thread_net_file(name: &str) -> io::Result<Vec<u8>> {
+    fs::read(format!("/proc/thread-self/net/{name}"))
+}
+
 /// PROC_PID_INIT_INO: the inode of the initial pid namespace (include/linux/proc_ns.h).
 const INIT_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 /// Capabilities (include/uapi/linux/capability.h).

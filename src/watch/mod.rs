@@ -2,6 +2,8 @@
 //! that appeared and those that disappeared out, in a stable order; never reads the system.
 //! `run` does the looking again (and the waiting); `render::watch` shows the changes.
 
+pub mod closed;
+pub mod events;
 pub mod run;
 
 use std::collections::HashMap;
@@ -127,7 +129,7 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
                 )
             })?
     } else {
-        crate::check::duration::parse(t)?
+        crate::duration::parse(t)?
     };
     if d < MIN_INTERVAL {
         return Err(format!(

@@ -5,18 +5,24 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
+use crate::catalog::Catalog;
+use crate::duration;
 use crate::error::Error;
-use crate::inspect::Inspection;
-use crate::probe::human;
+use crate::listing::Inspection;
+use crate::render::closed::{self as closed_view, Section, Source};
+use crate::render::columns::Layout;
 use crate::render::table::Detail;
 use crate::render::watch::{self as view, Frame};
+use crate::request::Filters;
+use crate::sys::sockevents::Drained;
+use crate::watch::closed::{Tracker, group, listening_ports};
 use crate::watch::diff;
 
 /// How changes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     /// Redraw the listing with markers (stdout is a terminal, `-o table|wide`).
-    Screen { detail: Detail, color: bool },
+    Screen { detail: Detail, layout: Layout },
     /// One JSON line per change (`-o json`, or stdout is not a terminal).
     JsonLines,
 }
@@ -44,36 +50,126 @@ pub enum Next {
 /// listing's warnings go to `err` when they change (JSON Lines keeps stdout for events).
 /// Returns when `wait` says the reader is gone, or with the first failed look or write.
 pub fn watch(
-    mut look: impl FnMut() -> Result<Inspection, Error>,
-    mut wait: impl FnMut(Duration) -> Next,
+    look: impl FnMut() -> Result<Inspection, Error>,
+    wait: impl FnMut(Duration) -> Next,
     every: Duration,
     shown: View,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> Result<(), Stop> {
-    let every_text = human(every);
+    watch_closing(look, wait, every, shown, None, out, err)
+}
+
+/// The sockets closed between looks (issue 16): the destroy events gathered since the last
+/// look (`drain`), matched with what the looks saw, filtered as the listing is.
+pub struct Closing<'a> {
+    drain: Box<dyn FnMut() -> Drained + 'a>,
+    source: Source,
+    filters: Filters,
+    catalog: &'a Catalog,
+    tracker: Tracker,
+    lost_total: u64,
+}
+
+impl<'a> Closing<'a> {
+    /// From the kernel's destroy events, drained by `drain`.
+    pub fn events(
+        drain: impl FnMut() -> Drained + 'a,
+        filters: &Filters,
+        catalog: &'a Catalog,
+        buffer_note: Option<String>,
+    ) -> Closing<'a> {
+        Closing {
+            drain: Box::new(drain),
+            source: Source::Events { buffer_note },
+            filters: filters.clone(),
+            catalog,
+            tracker: Tracker::new(),
+            lost_total: 0,
+        }
+    }
+
+    /// Not watched, for this reason: the frame says so under the listing.
+    pub fn off(why: String, catalog: &'a Catalog) -> Closing<'a> {
+        Closing {
+            drain: Box::new(Drained::default),
+            source: Source::Off(why),
+            filters: Filters::default(),
+            catalog,
+            tracker: Tracker::new(),
+            lost_total: 0,
+        }
+    }
+}
+
+/// `watch`, with the sockets closed between looks shown under each frame (or as `closed`
+/// lines) when `closing` is given.
+pub fn watch_closing(
+    mut look: impl FnMut() -> Result<Inspection, Error>,
+    mut wait: impl FnMut(Duration) -> Next,
+    every: Duration,
+    shown: View,
+    mut closing: Option<Closing>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<(), Stop> {
+    let every_text = duration::display(every);
     let mut last: Option<Inspection> = None;
     loop {
         let now = look().map_err(Stop::Target)?;
+        let looked = SystemTime::now();
         let before = last.as_ref().map(|l| l.sockets.as_slice()).unwrap_or(&[]);
         let changes = diff(before, &now.sockets);
+        let mut closed = Vec::new();
+        let mut lost = 0;
+        if let Some(c) = closing.as_mut()
+            && matches!(c.source, Source::Events { .. })
+        {
+            c.tracker.saw(&now.sockets, looked);
+            let drained = (c.drain)();
+            closed = c.tracker.closed(drained.destroyed, &c.filters, c.catalog);
+            lost = drained.lost_kernel + drained.lost_queue;
+            c.lost_total += lost;
+            for why in drained.skipped {
+                let _ = writeln!(err, "podports: warning: skipped a destroy event: {why}");
+            }
+            if let Some(why) = drained.failed {
+                let _ = writeln!(err, "podports: warning: {why}; polling only from now on");
+                c.source = Source::Off(why);
+            }
+        }
+        let ports = listening_ports(&now.sockets);
+        let groups = group(&closed, &ports);
+        let section = closing.as_ref().map(|c| Section {
+            source: &c.source,
+            closed: &closed,
+            groups: &groups,
+            lost,
+            lost_total: c.lost_total,
+        });
         match shown {
             View::JsonLines => {
                 view::write_events(out, &changes).map_err(Stop::Output)?;
+                if let Some(s) = &section {
+                    closed_view::write_events(out, s, looked).map_err(Stop::Output)?;
+                }
                 if last.as_ref().map(|l| &l.warnings) != Some(&now.warnings) {
                     for w in &now.warnings {
                         let _ = writeln!(err, "podports: warning: {w}");
                     }
                 }
             }
-            View::Screen { detail, color } => {
+            View::Screen { detail, layout } => {
                 let frame = Frame {
                     every: &every_text,
-                    at: &clock(SystemTime::now()),
+                    at: &clock(looked),
                     first: last.is_none(),
                 };
-                view::write_frame(out, &now, &changes, &frame, detail, color)
+                view::write_frame(out, &now, &changes, &frame, detail, layout)
                     .map_err(Stop::Output)?;
+                if let Some(s) = &section {
+                    closed_view::write_section(out, s).map_err(Stop::Output)?;
+                }
             }
         }
         out.flush().map_err(Stop::Output)?;
@@ -104,9 +200,10 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::inspect::{NetnsInfo, Source};
+    use crate::listing::NetnsInfo;
     use crate::model::{Endpoint, Family, Proto, SockType, Socket, State};
     use crate::render::watch::WatchEvent;
+    use crate::request::Source;
 
     fn listing(ports: &[u16]) -> Inspection {
         let any: IpAddr = "0.0.0.0".parse().unwrap();
@@ -202,7 +299,7 @@ mod tests {
             Duration::from_secs(1),
             View::Screen {
                 detail: Detail::Normal,
-                color: false,
+                layout: Layout::PLAIN,
             },
             &mut Vec::new(),
             &mut Vec::new(),

@@ -228,6 +228,24 @@ impl Drop for Scratch {
 // ---------------------------------------------------------------------------------------------
 // Helper binary
 
+/// The `podports-sockholder` test helper (its own crate, testkit/sockholder, so that it is never
+/// installed with podports). `cargo test` at the root builds it into the same target directory
+/// as this test's executable: target/<profile>/deps/<test> -> target/<profile>/podports-sockholder.
+pub fn sockholder_exe() -> PathBuf {
+    let me = std::env::current_exe().expect("current_exe");
+    let dir = me
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let exe = dir.join("podports-sockholder");
+    assert!(
+        exe.exists(),
+        "{} is missing: run the whole suite (`cargo test`), or `cargo build -p podports-sockholder` first",
+        exe.display()
+    );
+    exe
+}
+
 /// Copies the `podports-sockholder` binary so that it runs under a mesh process name; returns
 /// the path. A bare name (`envoy`) goes to `<scratch>/usr/local/bin/envoy`, so that
 /// `/proc/PID/exe` ends like the real one; a relative path (`usr/lib/linkerd/linkerd2-proxy`)
@@ -249,7 +267,8 @@ pub fn install_as(name: &str) -> PathBuf {
     if dest.exists() {
         return dest;
     }
-    let src = Path::new(env!("CARGO_BIN_EXE_podports-sockholder"));
+    let src = sockholder_exe();
+    let src = src.as_path();
     fs::create_dir_all(dest.parent().expect("has a parent")).expect("create bin dir");
     // Copy to a temporary name, then rename: an exec never sees a half-written file.
     let tmp = dest.with_extension(format!("tmp{}", next_id()));

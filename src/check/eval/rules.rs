@@ -1,0 +1,305 @@
+//! The rules of `check`: each `listen`, `forbid` and `strict` expectation against the
+//! listeners of one inspection -> an `Outcome`. Pure; never says pass when an owner it needs
+//! to see is hidden (that is unknown).
+
+use std::net::IpAddr;
+
+use super::{CheckKind, Found, Outcome, Status, Visibility, Who};
+use crate::catalog::{Bind, suffix_on_boundary};
+use crate::check::expect::{BindSpec, Expectations, Forbid, Listen, Owner, Target, UnixKey};
+use crate::escape::endpoint;
+use crate::model::{Endpoint, Proto, SockType, Socket, State, UnixName};
+
+/// Evaluates every expectation: `listen` items, then `forbid` items, then `strict`.
+pub fn evaluate(exp: &Expectations, sockets: &[Socket], vis: Visibility) -> Vec<Outcome> {
+    let listeners: Vec<&Socket> = sockets.iter().filter(|s| is_listener(s)).collect();
+    let mut out: Vec<Outcome> = exp
+        .listen
+        .iter()
+        .map(|l| eval_listen(l, &listeners, vis))
+        .collect();
+    out.extend(exp.forbid.iter().map(|f| eval_forbid(f, &listeners, vis)));
+    if let Some(origin) = &exp.strict {
+        out.push(eval_strict(&exp.listen, origin, &listeners));
+    }
+    out
+}
+
+/// A socket something can connect or send to: TCP LISTEN, bound UDP, a unix listener or bound
+/// unix datagram socket. Port 0 and unnamed unix sockets are no listeners.
+pub fn is_listener(s: &Socket) -> bool {
+    let state = match s.proto {
+        Proto::Tcp => s.state == State::Listen,
+        Proto::Udp => s.state == State::Unconn,
+        Proto::Unix => {
+            s.state == State::Listen || (s.state == State::Unconn && s.sock_type == SockType::Dgram)
+        }
+    };
+    let named = match &s.local {
+        Endpoint::Inet { port, .. } => *port != 0,
+        Endpoint::UnixLocal(UnixName::Path(p) | UnixName::Abstract(p)) => !p.is_empty(),
+        _ => false,
+    };
+    state && named
+}
+
+/// Whether `s` is a socket of `target` (protocol, then port or unix name).
+fn on_target(s: &Socket, target: &Target) -> bool {
+    if s.proto != target.proto() {
+        return false;
+    }
+    match (&s.local, target) {
+        (Endpoint::Inet { port, .. }, Target::Inet { port: want, .. }) => port == want,
+        (Endpoint::UnixLocal(name), Target::Unix { .. }) => match (name, target.unix_key()) {
+            (UnixName::Path(p), Some(UnixKey::Path(k))) => {
+                suffix_on_boundary(p.as_bytes(), k.as_bytes())
+            }
+            (UnixName::Abstract(a), Some(UnixKey::Abstract(k))) => a.as_bytes() == k.as_bytes(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn addr_of(s: &Socket) -> Option<IpAddr> {
+    s.local.addr()
+}
+
+/// Whether a listen item names `s`: its target, and its address when it gives one.
+fn names(l: &Listen, s: &Socket) -> bool {
+    on_target(s, &l.target)
+        && match l.bind {
+            BindSpec::Addr(_) => addr_of(s).is_some_and(|a| l.bind.allows(a)),
+            BindSpec::Class(_) => true,
+        }
+}
+
+fn eval_listen(l: &Listen, listeners: &[&Socket], vis: Visibility) -> Outcome {
+    let mut o = outcome(CheckKind::Listen, l.describe(), &l.name, &l.origin);
+    o.target = Some(l.target.clone());
+    o.owner = l.owner.clone();
+    o.bind = Some(l.bind);
+    o.optional = l.optional;
+
+    let on_port: Vec<&Socket> = listeners
+        .iter()
+        .copied()
+        .filter(|s| on_target(s, &l.target))
+        .collect();
+    let selected: Vec<&Socket> = on_port.iter().copied().filter(|s| names(l, s)).collect();
+    if selected.is_empty() {
+        let nothing = match l.bind {
+            BindSpec::Addr(a) => format!("nothing listens on {} at {a}", l.target),
+            BindSpec::Class(_) => format!("nothing listens on {}", l.target),
+        };
+        if l.optional {
+            o.status = Status::Skip;
+            o.reason = format!("{nothing} (optional)");
+        } else {
+            o.status = Status::Fail;
+            o.reason = if on_port.is_empty() {
+                nothing
+            } else {
+                format!("{nothing}; found on other addresses")
+            };
+        }
+        o.found = group(&on_port);
+        return o;
+    }
+
+    let mut problems = Vec::new();
+    if let BindSpec::Class(bind @ (Bind::Loopback | Bind::Wildcard)) = l.bind {
+        let off: Vec<&Socket> = selected
+            .iter()
+            .copied()
+            .filter(|s| addr_of(s).is_some_and(|a| !bind.allows(a)))
+            .collect();
+        if !off.is_empty() {
+            let expected = match bind {
+                Bind::Loopback => "loopback only",
+                _ => "the wildcard address (0.0.0.0 or ::)",
+            };
+            problems.push(format!(
+                "bound to {} (expected {expected})",
+                endpoints(&off)
+            ));
+        }
+    }
+    let mut unknown = None;
+    if let Some(owner) = &l.owner {
+        let wrong = others(&selected, owner);
+        let unseen = selected.iter().filter(|s| s.holders.is_empty()).count();
+        if !wrong.is_empty() {
+            problems.push(format!("held by {} (expected {owner})", who_list(&wrong)));
+        }
+        if unseen > 0 {
+            unknown = Some(owner_unknown(vis, owner, unseen));
+        }
+    }
+    o.found = group(&selected);
+    if !problems.is_empty() {
+        o.status = Status::Fail;
+        problems.extend(unknown);
+        o.reason = problems.join("; ");
+    } else if let Some(why) = unknown {
+        o.status = Status::Unknown;
+        o.reason = why;
+    }
+    o
+}
+
+fn eval_forbid(f: &Forbid, listeners: &[&Socket], vis: Visibility) -> Outcome {
+    let mut o = outcome(CheckKind::Forbid, f.describe(), &f.name, &f.origin);
+    o.target = Some(f.target.clone());
+    o.owner = f.owner.clone();
+    o.bind = Some(f.bind);
+
+    let present: Vec<&Socket> = listeners
+        .iter()
+        .copied()
+        .filter(|s| on_target(s, &f.target))
+        .filter(|s| addr_of(s).is_none_or(|a| f.bind.allows(a)))
+        .collect();
+    let Some(owner) = &f.owner else {
+        if !present.is_empty() {
+            o.status = Status::Fail;
+            o.reason = "listening, which is forbidden".into();
+            o.found = group(&present);
+        }
+        return o;
+    };
+    let offending: Vec<&Socket> = present
+        .iter()
+        .copied()
+        .filter(|s| s.holders.iter().any(|h| owner.matches(h)))
+        .collect();
+    let unseen = present.iter().filter(|s| s.holders.is_empty()).count();
+    if !offending.is_empty() {
+        o.status = Status::Fail;
+        o.reason = format!("held by {owner}, which is forbidden");
+        o.found = group(&offending);
+    } else if unseen > 0 {
+        o.status = Status::Unknown;
+        o.reason = owner_unknown(vis, owner, unseen);
+        o.found = group(&present);
+    }
+    o
+}
+
+fn eval_strict(listen: &[Listen], origin: &str, listeners: &[&Socket]) -> Outcome {
+    let mut o = outcome(
+        CheckKind::Strict,
+        "strict: no listener beyond the `listen` items".into(),
+        &None,
+        origin,
+    );
+    let extras: Vec<&Socket> = listeners
+        .iter()
+        .copied()
+        .filter(|s| !listen.iter().any(|l| names(l, s)))
+        .collect();
+    if !extras.is_empty() {
+        o.found = group(&extras);
+        o.status = Status::Fail;
+        o.reason = format!(
+            "{} listening {} not named by any `listen` item",
+            o.found.len(),
+            if o.found.len() == 1 { "port" } else { "ports" }
+        );
+    }
+    o
+}
+
+fn outcome(check: CheckKind, expected: String, name: &Option<String>, origin: &str) -> Outcome {
+    Outcome {
+        check,
+        name: name.clone(),
+        expected,
+        origin: origin.to_string(),
+        status: Status::Pass,
+        reason: String::new(),
+        found: Vec::new(),
+        target: None,
+        owner: None,
+        bind: None,
+        optional: false,
+    }
+}
+
+/// Holders of `sockets` that are not `owner`, once each.
+fn others(sockets: &[&Socket], owner: &Owner) -> Vec<Who> {
+    let mut out: Vec<Who> = Vec::new();
+    for h in sockets.iter().flat_map(|s| &s.holders) {
+        if !owner.matches(h) && !out.iter().any(|w| w.pid == h.process.pid) {
+            out.push(who(h));
+        }
+    }
+    out
+}
+
+fn who(h: &crate::model::Holder) -> Who {
+    Who {
+        pid: h.process.pid,
+        comm: h.process.comm.clone(),
+        kind: h.kind,
+    }
+}
+
+fn who_list(w: &[Who]) -> String {
+    w.iter().map(Who::text).collect::<Vec<_>>().join(", ")
+}
+
+/// `0.0.0.0:15000, [::]:15000`, each address once.
+fn endpoints(sockets: &[&Socket]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for s in sockets {
+        let e = endpoint(&s.local);
+        if !seen.contains(&e) {
+            seen.push(e);
+        }
+    }
+    seen.join(", ")
+}
+
+fn owner_unknown(vis: Visibility, owner: &Owner, unseen: usize) -> String {
+    if vis.owners_hidden {
+        format!(
+            "owner not visible: {unseen} listener(s) have no visible owner and some processes' \
+             fds could not be read, so whether {owner} holds them is unknown; grant \
+             CAP_SYS_PTRACE (in a pod: `kubectl debug --profile=general`)"
+        )
+    } else {
+        format!(
+            "owner not visible: no process podports can see holds {unseen} listener(s), so \
+             whether {owner} holds them is unknown (the owner may live in another pid \
+             namespace: run podports on the node)"
+        )
+    }
+}
+
+/// Groups sockets by protocol, local address and holding processes, in first-seen order.
+fn group(sockets: &[&Socket]) -> Vec<Found> {
+    let mut out: Vec<Found> = Vec::new();
+    for s in sockets {
+        let mut holders: Vec<Who> = Vec::new();
+        for h in &s.holders {
+            if !holders.iter().any(|w| w.pid == h.process.pid) {
+                holders.push(who(h));
+            }
+        }
+        holders.sort_by_key(|w| w.pid);
+        match out
+            .iter_mut()
+            .find(|f| f.proto == s.proto && f.local == s.local && f.holders == holders)
+        {
+            Some(f) => f.sockets += 1,
+            None => out.push(Found {
+                proto: s.proto,
+                local: s.local.clone(),
+                sockets: 1,
+                holders,
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,886 @@
+//! PURE: the pods of a node, from what `sys::node` read (pod log directories, container log
+//! links, the processes in pod cgroups). Finds a pod by name, UID or container ID prefix, and
+//! says which pods come closest when none matches; picks the process that stands for a pod's
+//! network namespace; names the pod and container of a process or a cgroup. No I/O.
+
+pub mod scan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::error::Error;
+use crate::model::{ContainerRef, PodRef};
+use crate::parse::cgroup::{self, Placement};
+use crate::parse::kubelet::ContainerLink;
+use crate::parse::runtime::RuntimeRecord;
+use crate::sys::node::{PodLogDir, PodProcess};
+
+/// How many near matches an error lists.
+const CLOSEST: usize = 5;
+
+/// Everything known about the pods of one node.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    dirs: Vec<PodLogDir>,
+    links: Vec<ContainerLink>,
+    procs: Vec<PodProcess>,
+    by_pid: HashMap<i32, usize>,
+    /// The runtime's records of containers the kubelet's names leave unnamed, by container ID.
+    runtime: HashMap<String, RuntimeRecord>,
+}
+
+/// A pod with running processes, for the sweep of the whole node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePod {
+    pub pod: PodRef,
+    /// The process that stands for the pod (see `Node::pick_pid`).
+    pub pid: i32,
+    /// The network namespace of most of its processes; None when their namespace links may
+    /// not be read.
+    pub netns: Option<u64>,
+}
+
+/// The pause process of a pod sandbox (`/pause` of registry.k8s.io/pause): it holds the
+/// namespaces but is the least interesting process to name.
+fn is_pause(p: &PodProcess) -> bool {
+    p.comm.as_ref().is_some_and(|c| c.as_bytes() == b"pause")
+}
+
+/// A process that stands for its pod: alive (it has a network namespace, if one we may not
+/// name) and not CRI-O's monitor, which sits in the pod's cgroup but in the host's network
+/// namespace.
+fn stands_for_pod(p: &PodProcess) -> bool {
+    (p.netns.is_some() || p.netns_denied) && !p.placement.is_conmon()
+}
+
+impl Node {
+    pub fn new(dirs: Vec<PodLogDir>, links: Vec<ContainerLink>, procs: Vec<PodProcess>) -> Node {
+        let by_pid = procs.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
+        Node {
+            dirs,
+            links,
+            procs,
+            by_pid,
+            runtime: HashMap::new(),
+        }
+    }
+
+    /// The same node, with the runtime's records (`config.json` annotations) of the
+    /// containers `ids_needing_runtime` asked for.
+    pub fn with_runtime(mut self, runtime: HashMap<String, RuntimeRecord>) -> Node {
+        self.runtime = runtime;
+        self
+    }
+
+    /// The container IDs of running processes that the kubelet's log links and directories
+    /// leave without a container name, or whose pod they leave without a name: only for
+    /// these is the runtime's own record worth reading.
+    pub fn ids_needing_runtime(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|p| !p.placement.is_conmon())
+            .filter_map(|p| {
+                let id = &p.placement.container.as_ref()?.id;
+                let linked = self.links.iter().any(|l| id.starts_with(&l.id));
+                let pod_named = self
+                    .uid_of(&p.placement)
+                    .is_some_and(|uid| self.kubelet_pod_name(&uid).is_some());
+                (!linked || !pod_named).then(|| id.clone())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn has_pod_dirs(&self) -> bool {
+        !self.dirs.is_empty()
+    }
+
+    pub fn processes(&self) -> &[PodProcess] {
+        &self.procs
+    }
+
+    /// The pod and container of a process scanned into this node.
+    pub fn process(&self, pid: i32) -> Option<&PodProcess> {
+        self.by_pid.get(&pid).and_then(|i| self.procs.get(*i))
+    }
+
+    /// The pod UID of a process's placement: its own, or that of its container (a relative
+    /// cgroup path names only the container; other processes or the log links know the pod).
+    fn uid_of(&self, placement: &Placement) -> Option<String> {
+        if let Some(uid) = &placement.pod_uid {
+            return Some(uid.clone());
+        }
+        let id = &placement.container.as_ref()?.id;
+        self.procs
+            .iter()
+            .filter(|p| p.placement.container.as_ref().is_some_and(|c| &c.id == id))
+            .find_map(|p| p.placement.pod_uid.clone())
+            .or_else(|| {
+                self.links
+                    .iter()
+                    .filter(|l| id.starts_with(&l.id))
+                    .find_map(|l| l.uid.clone())
+            })
+            .or_else(|| self.runtime.get(id).and_then(|r| r.pod_uid.clone()))
+    }
+
+    /// The pod with this UID, named from its log directory (or a container link), or by UID
+    /// alone.
+    pub fn pod_ref(&self, uid: &str) -> PodRef {
+        let from_runtime = || {
+            self.runtime
+                .values()
+                .find(|r| r.pod_uid.as_deref() == Some(uid) && r.pod_name.is_some())
+                .map(|r| (r.pod_namespace.clone(), r.pod_name.clone()))
+        };
+        let (namespace, name) = self
+            .kubelet_pod_name(uid)
+            .or_else(from_runtime)
+            .unwrap_or((None, None));
+        PodRef {
+            namespace,
+            name,
+            uid: uid.to_string(),
+        }
+    }
+
+    /// (namespace, name) of the pod with this UID, from its log directory or a container link.
+    fn kubelet_pod_name(&self, uid: &str) -> Option<(Option<String>, Option<String>)> {
+        let from_dir = self
+            .dirs
+            .iter()
+            .find(|d| d.dir.uid == uid && d.dir.name.is_some())
+            .map(|d| (d.dir.namespace.clone(), d.dir.name.clone()));
+        from_dir.or_else(|| {
+            self.links
+                .iter()
+                .find(|l| l.uid.as_deref() == Some(uid))
+                .map(|l| (Some(l.namespace.clone()), Some(l.pod.clone())))
+        })
+    }
+
+    /// The pod and container a cgroup placement names, with the container's name from the
+    /// kubelet's log links (a link names a container ID, or its first digits when the link
+    /// name was cut at 255 bytes), else from the runtime's record of the container. When
+    /// neither names it and the pod has a single container log directory and a single
+    /// container other than pause, that is its name.
+    pub fn container_ref(&self, placement: &Placement) -> Option<ContainerRef> {
+        let uid = self.uid_of(placement)?;
+        let pod = self.pod_ref(&uid);
+        let Some(c) = &placement.container else {
+            return Some(ContainerRef {
+                pod,
+                id: None,
+                name: None,
+            });
+        };
+        let name = self
+            .links
+            .iter()
+            .find(|l| c.id.starts_with(&l.id) && l.uid.as_ref().is_none_or(|u| *u == uid))
+            .map(|l| l.container.clone())
+            .or_else(|| {
+                self.runtime
+                    .get(&c.id)
+                    .filter(|r| r.pod_uid.as_ref().is_none_or(|u| *u == uid))
+                    .and_then(|r| r.container.clone())
+            })
+            .or_else(|| self.only_container_name(&uid, &c.id));
+        Some(ContainerRef {
+            pod,
+            id: Some(c.id.clone()),
+            name,
+        })
+    }
+
+    fn only_container_name(&self, uid: &str, id: &str) -> Option<String> {
+        let dir = self.dirs.iter().find(|d| d.dir.uid == uid)?;
+        let [only] = dir.containers.as_slice() else {
+            return None;
+        };
+        let mut ids: Vec<&str> = self
+            .procs
+            .iter()
+            .filter(|p| self.uid_of(&p.placement).as_deref() == Some(uid))
+            .filter(|p| !is_pause(p) && !p.placement.is_conmon())
+            .filter_map(|p| p.placement.container.as_ref().map(|c| c.id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        (ids == [id]).then(|| only.clone())
+    }
+
+    /// The pod processes (standing for the pod) of `uid`, or of one container.
+    fn members<'a>(
+        &'a self,
+        uid: Option<&'a str>,
+        container: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a PodProcess> + 'a {
+        self.procs.iter().filter(move |p| {
+            stands_for_pod(p)
+                && container
+                    .is_none_or(|id| p.placement.container.as_ref().is_some_and(|c| c.id == id))
+                && uid.is_none_or(|u| self.uid_of(&p.placement).as_deref() == Some(u))
+        })
+    }
+
+    /// The process whose network namespace is the pod's: any process of the pod shares it;
+    /// the lowest pid that is not pause (an app or a sidecar), else pause itself. `container`
+    /// restricts the choice to one container's processes.
+    pub fn pick_pid(&self, uid: Option<&str>, container: Option<&str>) -> Option<i32> {
+        self.members(uid, container)
+            .min_by_key(|p| (is_pause(p), p.pid))
+            .map(|p| p.pid)
+    }
+
+    /// Every pod with a running process, each once, sorted by namespace and name.
+    pub fn live_pods(&self) -> Vec<LivePod> {
+        let mut uids: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|p| stands_for_pod(p))
+            .filter_map(|p| self.uid_of(&p.placement))
+            .collect();
+        uids.sort();
+        uids.dedup();
+        let mut out: Vec<LivePod> = uids
+            .into_iter()
+            .filter_map(|uid| {
+                let pid = self.pick_pid(Some(&uid), None)?;
+                let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+                for p in self.members(Some(&uid), None) {
+                    if let Some(ns) = p.netns {
+                        *counts.entry(ns).or_default() += 1;
+                    }
+                }
+                let netns = counts
+                    .into_iter()
+                    .max_by_key(|(ns, n)| (*n, std::cmp::Reverse(*ns)))
+                    .map(|(ns, _)| ns);
+                Some(LivePod {
+                    pod: self.pod_ref(&uid),
+                    pid,
+                    netns,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.pod.cmp(&b.pod));
+        out
+    }
+
+    /// Pods named by a log directory but with no running process (exited, or stale dirs).
+    pub fn idle_pods(&self) -> Vec<PodRef> {
+        let live: Vec<String> = self.live_pods().into_iter().map(|p| p.pod.uid).collect();
+        let mut out: Vec<PodRef> = self
+            .dirs
+            .iter()
+            .filter(|d| !live.contains(&d.dir.uid))
+            .map(|d| self.pod_ref(&d.dir.uid))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every pod this node has a record of: log directories, links, cgroups.
+    fn known_pods(&self) -> Vec<PodRef> {
+        let mut uids: Vec<String> = self.dirs.iter().map(|d| d.dir.uid.clone()).collect();
+        uids.extend(self.links.iter().filter_map(|l| l.uid.clone()));
+        uids.extend(self.procs.iter().filter_map(|p| self.uid_of(&p.placement)));
+        uids.sort();
+        uids.dedup();
+        let mut pods: Vec<PodRef> = uids.iter().map(|u| self.pod_ref(u)).collect();
+        // Links without a readable target still name a pod.
+        for l in &self.links {
+            if l.uid.is_none()
+                && !pods.iter().any(|p| {
+                    p.namespace.as_deref() == Some(&l.namespace)
+                        && p.name.as_deref() == Some(&l.pod)
+                })
+            {
+                pods.push(PodRef {
+                    namespace: Some(l.namespace.clone()),
+                    name: Some(l.pod.clone()),
+                    uid: String::new(),
+                });
+            }
+        }
+        pods
+    }
+
+    /// `--pod [NAMESPACE/]NAME`: the UID of the pod, preferring the one with running processes
+    /// when a recreated pod left a stale directory under the same name.
+    pub fn find_pod(&self, namespace: Option<&str>, name: &str) -> Result<String, Lookup> {
+        let matches: Vec<PodRef> = self
+            .known_pods()
+            .into_iter()
+            .filter(|p| p.name.as_deref() == Some(name))
+            .filter(|p| namespace.is_none_or(|ns| p.namespace.as_deref() == Some(ns)))
+            .collect();
+        let mut namespaces: Vec<&str> = matches
+            .iter()
+            .filter_map(|p| p.namespace.as_deref())
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        if namespaces.len() > 1 {
+            return Err(Lookup::AmbiguousName {
+                name: name.to_string(),
+                matches,
+            });
+        }
+        let with_uid: Vec<&PodRef> = matches.iter().filter(|p| !p.uid.is_empty()).collect();
+        if let Some(live) = with_uid
+            .iter()
+            .find(|p| self.pick_pid(Some(&p.uid), None).is_some())
+        {
+            return Ok(live.uid.clone());
+        }
+        if matches.is_empty() {
+            return Err(Lookup::NoSuchPod {
+                asked: match namespace {
+                    Some(ns) => format!("{ns}/{name}"),
+                    None => name.to_string(),
+                },
+                closest: self.closest_by_name(namespace, name),
+            });
+        }
+        Err(Lookup::NotRunning { pods: matches })
+    }
+
+    /// `--pod-uid UID`: the UID, normalized, if a process of that pod runs.
+    pub fn find_uid(&self, asked: &str) -> Result<String, Lookup> {
+        let Some(uid) = cgroup::normalize_uid(asked) else {
+            return Err(Lookup::BadUid(asked.to_string()));
+        };
+        if self.pick_pid(Some(&uid), None).is_some() {
+            return Ok(uid);
+        }
+        let known: Vec<PodRef> = self
+            .known_pods()
+            .into_iter()
+            .filter(|p| p.uid == uid)
+            .collect();
+        if !known.is_empty() {
+            return Err(Lookup::NotRunning { pods: known });
+        }
+        let mut closest: Vec<(usize, PodRef)> = self
+            .known_pods()
+            .into_iter()
+            .filter(|p| !p.uid.is_empty())
+            .map(|p| (edit_distance(&p.uid, &uid), p))
+            .collect();
+        closest.sort();
+        Err(Lookup::NoSuchUid {
+            uid,
+            closest: closest.into_iter().take(CLOSEST).map(|(_, p)| p).collect(),
+        })
+    }
+
+    /// `--container ID`: the one running container whose ID starts with the prefix (a
+    /// `containerd://` style scheme is dropped, as kubectl prints container IDs with one).
+    /// Returns the full ID.
+    pub fn find_container(&self, asked: &str) -> Result<String, Lookup> {
+        let prefix = asked
+            .rsplit_once("://")
+            .map_or(asked, |(_, id)| id)
+            .to_ascii_lowercase();
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Lookup::BadContainerId(asked.to_string()));
+        }
+        let mut running: Vec<&str> = self
+            .procs
+            .iter()
+            .filter(|p| stands_for_pod(p))
+            .filter_map(|p| p.placement.container.as_ref().map(|c| c.id.as_str()))
+            .collect();
+        running.sort_unstable();
+        running.dedup();
+        let matching: Vec<&str> = running
+            .iter()
+            .copied()
+            .filter(|id| id.starts_with(&prefix))
+            .collect();
+        match matching.as_slice() {
+            [id] => Ok((*id).to_string()),
+            [] => Err(Lookup::NoSuchContainer {
+                prefix,
+                running: running
+                    .iter()
+                    .take(CLOSEST * 2)
+                    .filter_map(|id| self.describe_container(id))
+                    .collect(),
+            }),
+            many => Err(Lookup::AmbiguousContainer {
+                prefix,
+                matches: many
+                    .iter()
+                    .filter_map(|id| self.describe_container(id))
+                    .collect(),
+            }),
+        }
+    }
+
+    fn describe_container(&self, id: &str) -> Option<ContainerRef> {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.placement.container.as_ref().is_some_and(|c| c.id == id))?;
+        self.container_ref(&p.placement).or_else(|| {
+            Some(ContainerRef {
+                pod: PodRef {
+                    namespace: None,
+                    name: None,
+                    uid: String::new(),
+                },
+                id: Some(id.to_string()),
+                name: None,
+            })
+        })
+    }
+
+    /// The named pods nearest to `[namespace/]name`: the same namespace first, then by edit
+    /// distance of the name, running pods before stale directories.
+    fn closest_by_name(&self, namespace: Option<&str>, name: &str) -> Vec<PodRef> {
+        let mut scored: Vec<(bool, usize, bool, PodRef)> = self
+            .known_pods()
+            .into_iter()
+            .filter_map(|p| {
+                let d = edit_distance(p.name.as_deref()?, name);
+                let other_ns = namespace.is_some_and(|ns| p.namespace.as_deref() != Some(ns));
+                let idle = self.pick_pid(Some(&p.uid), None).is_none();
+                Some((other_ns, d, idle, p))
+            })
+            .collect();
+        scored.sort();
+        scored
+            .into_iter()
+            .take(CLOSEST)
+            .map(|(_, _, _, p)| p)
+            .collect()
+    }
+}
+
+/// Why a pod or container lookup found nothing, or too much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No pod of that name on this node (exit 3).
+    NoSuchPod { asked: String, closest: Vec<PodRef> },
+    /// A bare name that is in several namespaces (exit 2).
+    AmbiguousName { name: String, matches: Vec<PodRef> },
+    /// The pod is known (a log directory) but none of its processes runs (exit 3).
+    NotRunning { pods: Vec<PodRef> },
+    /// Not a pod UID (exit 2).
+    BadUid(String),
+    /// No pod of that UID (exit 3).
+    NoSuchUid { uid: String, closest: Vec<PodRef> },
+    /// Not a container ID prefix (exit 2).
+    BadContainerId(String),
+    /// No running container with that prefix (exit 3).
+    NoSuchContainer {
+        prefix: String,
+        running: Vec<ContainerRef>,
+    },
+    /// Several running containers with that prefix (exit 2).
+    AmbiguousContainer {
+        prefix: String,
+        matches: Vec<ContainerRef>,
+    },
+}
+
+fn pod_text(p: &PodRef) -> String {
+    match (&p.namespace, &p.name) {
+        (Some(ns), Some(n)) if !p.uid.is_empty() => format!("{ns}/{n} (uid {})", p.uid),
+        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+        _ => format!("uid {}", p.uid),
+    }
+}
+
+fn container_text(c: &ContainerRef) -> String {
+    let id: String = c.id.as_deref().unwrap_or("-").chars().take(13).collect();
+    let name = c.name.as_deref().unwrap_or("?");
+    if c.pod.uid.is_empty() {
+        format!("{id} ({name})")
+    } else {
+        format!("{id} ({name} in {})", c.pod)
+    }
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    v.join(", ")
+}
+
+impl Lookup {
+    /// The error to show, naming the thing asked for and what is there instead. `logs` is
+    /// where the pod directories were looked for.
+    pub fn into_error(self, logs: &Path) -> Error {
+        let closest = |pods: &[PodRef]| {
+            if pods.is_empty() {
+                format!(
+                    "; no pod directory under {} (on a DaemonSet, mount the host's / and \
+                     pass --host-root)",
+                    logs.display()
+                )
+            } else {
+                format!(
+                    "; closest on this node: {}",
+                    list(pods.iter().map(pod_text))
+                )
+            }
+        };
+        match self {
+            Lookup::NoSuchPod { asked, closest: c } => Error::Unreachable(format!(
+                "no pod {asked} on this node (no {}/<namespace>_<name>_<uid> directory names \
+                 it){}",
+                logs.display(),
+                closest(&c)
+            )),
+            Lookup::AmbiguousName { name, matches } => Error::Usage(format!(
+                "pod name {name} is in several namespaces: {}; give NAMESPACE/NAME",
+                list(matches.iter().map(pod_text))
+            )),
+            Lookup::NotRunning { pods } => Error::Unreachable(format!(
+                "pod {} has no running process on this node (it exited, was deleted, or \
+                 runs elsewhere; its log directory outlives it)",
+                list(pods.iter().map(pod_text))
+            )),
+            Lookup::BadUid(u) => Error::Usage(format!(
+                "--pod-uid {u:?} is not a pod UID (8-4-4-4-12 hex digits, or 32 for a static \
+                 pod)"
+            )),
+            Lookup::NoSuchUid { uid, closest: c } => Error::Unreachable(format!(
+                "no pod with UID {uid} on this node (no process in its cgroup){}",
+                closest(&c)
+            )),
+            Lookup::BadContainerId(id) => Error::Usage(format!(
+                "--container {id:?} is not a container ID (hex digits, a prefix is enough)"
+            )),
+            Lookup::NoSuchContainer { prefix, running } => Error::Unreachable(format!(
+                "no running container with an ID starting {prefix} on this node{}",
+                if running.is_empty() {
+                    "; no process runs in a container's cgroup here".to_string()
+                } else {
+                    format!(
+                        "; running containers include: {}",
+                        list(running.iter().map(container_text))
+                    )
+                }
+            )),
+            Lookup::AmbiguousContainer { prefix, matches } => Error::Usage(format!(
+                "container ID prefix {prefix} matches {} running containers: {}; give more \
+                 digits",
+                matches.len(),
+                list(matches.iter().map(container_text))
+            )),
+        }
+    }
+}
+
+/// Levenshtein distance over chars, for "did you mean" (strsim's, as clap's suggestions use).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    strsim::levenshtein(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RawText;
+    use crate::parse::cgroup::{ContainerCgroup, Runtime};
+    use crate::parse::kubelet::{self, PodDirName};
+
+    const UID: &str = "8f2c8d4e-1b7a-4c1e-9d62-0c6a3f1e2b44";
+    const UID2: &str = "0e1d2c3b-4a59-4687-a766-554433221100";
+    const STALE: &str = "11111111-2222-4333-8444-555555555555";
+    const PAUSE: &str = "1000000000000000000000000000000000000000000000000000000000000000";
+    const PROXY: &str = "4d9c1f0e2b3a59687766554433221100ffeeddccbbaa99887766554433221100";
+    const APP: &str = "4d9c2222222222222222222222222222222222222222222222222222222222aa";
+    const ZT: &str = "7777777777777777777777777777777777777777777777777777777777777777";
+
+    fn dir(ns: &str, name: &str, uid: &str, containers: &[&str]) -> PodLogDir {
+        PodLogDir {
+            dir: PodDirName {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                uid: uid.into(),
+            },
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    fn proc_(pid: i32, uid: Option<&str>, id: &str, comm: &str, netns: u64) -> PodProcess {
+        PodProcess {
+            pid,
+            placement: Placement {
+                pod_uid: uid.map(String::from),
+                qos: None,
+                container: Some(ContainerCgroup {
+                    id: id.into(),
+                    runtime: Runtime::Containerd,
+                    conmon: comm == "conmon",
+                }),
+            },
+            conflict: false,
+            comm: Some(RawText::from(comm)),
+            netns: Some(netns),
+            netns_denied: false,
+        }
+    }
+
+    fn link(pod: &str, ns: &str, c: &str, id: &str, uid: &str) -> ContainerLink {
+        kubelet::parse_container_link(
+            &format!("{pod}_{ns}_{c}-{id}.log"),
+            Some(&format!("/var/log/pods/{ns}_{pod}_{uid}/{c}/0.log")),
+        )
+        .unwrap()
+    }
+
+    /// productpage (pause, envoy, app; a relative-path process), ztunnel, a stale directory.
+    fn node() -> Node {
+        Node::new(
+            vec![
+                dir(
+                    "default",
+                    "productpage-v1",
+                    STALE,
+                    &["istio-proxy", "productpage"],
+                ),
+                dir(
+                    "default",
+                    "productpage-v1",
+                    UID,
+                    &["istio-proxy", "productpage"],
+                ),
+                dir("istio-system", "ztunnel-x7k2p", UID2, &["istio-proxy"]),
+                dir(
+                    "other",
+                    "reviews-v1",
+                    "22222222-2222-4333-8444-555555555555",
+                    &[],
+                ),
+            ],
+            vec![
+                link("productpage-v1", "default", "istio-proxy", PROXY, UID),
+                link("productpage-v1", "default", "productpage", APP, UID),
+            ],
+            vec![
+                proc_(10, Some(UID), PAUSE, "pause", 100),
+                proc_(12, Some(UID), PROXY, "envoy", 100),
+                proc_(11, Some(UID), PROXY, "pilot-agent", 100),
+                proc_(13, None, APP, "myapp", 100),
+                proc_(9, Some(UID), APP, "conmon", 1),
+                proc_(20, Some(UID2), ZT, "ztunnel", 200),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_pod_by_name_prefers_the_uid_that_runs() {
+        let n = node();
+        assert_eq!(
+            n.find_pod(Some("default"), "productpage-v1"),
+            Ok(UID.into())
+        );
+        assert_eq!(n.find_pod(None, "productpage-v1"), Ok(UID.into()));
+        // The pick skips conmon (host netns) and pause.
+        assert_eq!(n.pick_pid(Some(UID), None), Some(11));
+        assert_eq!(n.pick_pid(Some(UID), Some(APP)), Some(13));
+    }
+
+    #[test]
+    fn unknown_pods_list_the_closest() {
+        let n = node();
+        let Err(Lookup::NoSuchPod { asked, closest }) = n.find_pod(Some("default"), "productpage")
+        else {
+            panic!()
+        };
+        assert_eq!(asked, "default/productpage");
+        assert_eq!(closest[0].name.as_deref(), Some("productpage-v1"));
+        assert_eq!(closest[0].uid, UID);
+        let e = n
+            .find_pod(Some("default"), "productpage")
+            .unwrap_err()
+            .into_error(Path::new("/host/var/log/pods"));
+        assert_eq!(e.exit_code(), 3);
+        assert!(
+            e.message()
+                .contains("no pod default/productpage on this node"),
+            "{e}"
+        );
+        assert!(
+            e.message()
+                .contains("closest on this node: default/productpage-v1"),
+            "{e}"
+        );
+        // A pod with only a log directory is known but not running.
+        assert!(matches!(
+            n.find_pod(Some("other"), "reviews-v1"),
+            Err(Lookup::NotRunning { .. })
+        ));
+    }
+
+    #[test]
+    fn uids_in_either_form() {
+        let n = node();
+        assert_eq!(n.find_uid(&UID.replace('-', "_")), Ok(UID.into()));
+        assert_eq!(n.find_uid(&UID.to_uppercase()), Ok(UID.into()));
+        assert!(matches!(n.find_uid(STALE), Err(Lookup::NotRunning { .. })));
+        let Err(Lookup::NoSuchUid { closest, .. }) =
+            n.find_uid("8f2c8d4e-1b7a-4c1e-9d62-0c6a3f1e2b45")
+        else {
+            panic!()
+        };
+        assert_eq!(closest[0].uid, UID);
+        assert_eq!(
+            n.find_uid("nope")
+                .unwrap_err()
+                .into_error(Path::new("/"))
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn containers_by_unique_prefix() {
+        let n = node();
+        assert_eq!(n.find_container("4d9c1"), Ok(PROXY.into()));
+        assert_eq!(
+            n.find_container(&format!("containerd://{APP}")),
+            Ok(APP.into())
+        );
+        let e = n.find_container("4d9c").unwrap_err();
+        let Lookup::AmbiguousContainer { matches, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(matches.len(), 2);
+        let e = e.into_error(Path::new("/"));
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message()
+                .contains("4d9c1f0e2b3a5 (istio-proxy in default/productpage-v1)")
+        );
+        assert!(
+            e.message()
+                .contains("4d9c222222222 (productpage in default/productpage-v1)")
+        );
+        assert!(matches!(
+            n.find_container("abc"),
+            Err(Lookup::NoSuchContainer { .. })
+        ));
+        assert!(matches!(
+            n.find_container("xyz"),
+            Err(Lookup::BadContainerId(_))
+        ));
+        assert!(matches!(
+            n.find_container(""),
+            Err(Lookup::BadContainerId(_))
+        ));
+    }
+
+    #[test]
+    fn containers_are_named_from_links_or_the_only_log_dir() {
+        let n = node();
+        let c = n.container_ref(&n.process(13).unwrap().placement).unwrap();
+        // A relative path with no pod: the pod from the other processes of the container.
+        assert_eq!(c.pod.uid, UID);
+        assert_eq!(c.pod.name.as_deref(), Some("productpage-v1"));
+        assert_eq!(c.name.as_deref(), Some("productpage"));
+        // ztunnel has no link, but one container directory and one container.
+        let z = n.container_ref(&n.process(20).unwrap().placement).unwrap();
+        assert_eq!(z.name.as_deref(), Some("istio-proxy"));
+        assert_eq!(z.pod.to_string(), "istio-system/ztunnel-x7k2p");
+    }
+
+    #[test]
+    fn live_pods_once_each_with_their_netns() {
+        let live = node().live_pods();
+        let names: Vec<(String, i32, Option<u64>)> = live
+            .iter()
+            .map(|p| (p.pod.to_string(), p.pid, p.netns))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("default/productpage-v1".to_string(), 11, Some(100)),
+                ("istio-system/ztunnel-x7k2p".to_string(), 20, Some(200)),
+            ]
+        );
+        let idle: Vec<String> = node().idle_pods().iter().map(|p| p.to_string()).collect();
+        assert_eq!(idle, vec!["default/productpage-v1", "other/reviews-v1"]);
+    }
+
+    #[test]
+    fn ambiguous_bare_names() {
+        let n = Node::new(
+            vec![dir("a", "web-0", UID, &[]), dir("b", "web-0", UID2, &[])],
+            vec![],
+            vec![],
+        );
+        let e = n
+            .find_pod(None, "web-0")
+            .unwrap_err()
+            .into_error(Path::new("/"));
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message().contains("a/web-0"), "{e}");
+        assert!(e.message().contains("b/web-0"), "{e}");
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("productpage", "productpage-v1"), 3);
+    }
+
+    /// No log directory and no link: the runtime's record names the pod and the container,
+    /// and `--pod` finds the pod by that name. A record of another pod's UID names nothing.
+    #[test]
+    fn the_runtime_record_names_what_the_kubelet_does_not() {
+        let bare = Node::new(
+            Vec::new(),
+            Vec::new(),
+            vec![
+                proc_(10, Some(UID), PAUSE, "pause", 5),
+                proc_(11, Some(UID), PROXY, "envoy", 5),
+                proc_(12, Some(UID), APP, "myapp", 5),
+            ],
+        );
+        assert_eq!(bare.ids_needing_runtime(), vec![PAUSE, PROXY, APP]);
+        let record = |container: Option<&str>, uid: &str, sandbox: bool| RuntimeRecord {
+            container: container.map(String::from),
+            pod_namespace: Some("default".into()),
+            pod_name: Some("productpage-v1".into()),
+            pod_uid: Some(uid.into()),
+            sandbox,
+        };
+        let node = bare.with_runtime(HashMap::from([
+            (PAUSE.to_string(), record(None, UID, true)),
+            (PROXY.to_string(), record(Some("istio-proxy"), UID, false)),
+            (APP.to_string(), record(Some("wrong"), UID2, false)),
+        ]));
+        let placement = |pid| node.process(pid).unwrap().placement.clone();
+        let proxy = node.container_ref(&placement(11)).unwrap();
+        assert_eq!(proxy.name.as_deref(), Some("istio-proxy"));
+        assert_eq!(proxy.pod.name.as_deref(), Some("productpage-v1"));
+        assert_eq!(proxy.pod.namespace.as_deref(), Some("default"));
+        let app = node.container_ref(&placement(12)).unwrap();
+        assert_eq!(app.name, None, "a record of another pod names nothing");
+        assert_eq!(
+            node.find_pod(Some("default"), "productpage-v1"),
+            Ok(UID.to_string())
+        );
+        // With the kubelet's names there, nothing is asked of the runtime.
+        let named = Node::new(
+            vec![dir("default", "productpage-v1", UID, &["istio-proxy"])],
+            vec![link("productpage-v1", "default", "istio-proxy", PROXY, UID)],
+            vec![proc_(11, Some(UID), PROXY, "envoy", 5)],
+        );
+        assert!(named.ids_needing_runtime().is_empty());
+    }
+}

@@ -1,0 +1,475 @@
+//! The check's verdict for people (a table of every expectation, pass or fail, with what was
+//! found instead) and for programs (`-o json`, typed so it reads back). Pure: writes to any
+//! `impl Write`; every text from the target or a file goes through `escape` first.
+
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::eval::{CheckKind, Found, Outcome, Report, Status, Summary};
+use crate::check::expect::Target;
+use crate::duration;
+use crate::escape::endpoint;
+use crate::escape::escape;
+use crate::model::{Kind, Proto};
+use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
+use crate::render::json::NetnsDoc;
+use crate::render::table::plural;
+use crate::request::Source;
+
+pub const VERSION: u32 = 1;
+
+/// One row per expectation: STATUS, EXPECTATION, FOUND (and SOURCE with `wide`), then a
+/// footer with the counts, the wait, the inspection's warnings and the verdict.
+/// `wide` is never shortened.
+pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout) -> io::Result<()> {
+    let mut header = vec![
+        Column::fixed("STATUS"),
+        Column::long("EXPECTATION"),
+        Column::long_to("FOUND", 40),
+    ];
+    let layout = if wide {
+        header.push(Column::long("SOURCE"));
+        Layout {
+            width: None,
+            ..layout
+        }
+    } else {
+        layout
+    };
+    let table = columns::Table {
+        columns: &header,
+        notes: None,
+    };
+    columns::write(out, table, layout, r.outcomes.len(), |i| {
+        let Some(o) = r.outcomes.get(i) else {
+            return Row::default();
+        };
+        let status = o.status.label();
+        let paint = match status {
+            "pass" => Paint::Green,
+            "FAIL" => Paint::Red,
+            _ => Paint::Yellow,
+        };
+        let mut row = vec![
+            Cell::painted(status, paint),
+            Cell::from(guard(&o.title())),
+            Cell::from(found_cell(o)),
+        ];
+        if wide {
+            row.push(Cell::from(guard(&o.origin)));
+        }
+        Row::new(row)
+    })?;
+    let mut text = Vec::new();
+    footer(&mut text, r, layout.color)?;
+    columns::write_wrapped(out, &String::from_utf8_lossy(&text), layout.width)
+}
+
+/// Why it failed (or was skipped), then what was found: `held by myapp[77] (app) (expected
+/// envoy): tcp 0.0.0.0:15021 myapp[77] (app)`.
+fn found_cell(o: &Outcome) -> String {
+    let found: Vec<String> = o.found.iter().map(Found::text).collect();
+    let found = found.join("; ");
+    let text = match (o.reason.is_empty(), found.is_empty()) {
+        (true, true) if o.check == CheckKind::Listen => "-".to_string(),
+        (true, true) => "nothing".to_string(),
+        (true, false) => found,
+        (false, true) => o.reason.clone(),
+        (false, false) => format!("{}: {found}", o.reason),
+    };
+    guard(&text)
+}
+
+/// Text that is escaped already (eval escapes every byte from the target): control
+/// characters that slipped in anyway are made visible, backslashes stay as they are.
+fn guard(s: &str) -> String {
+    s.split('\\')
+        .map(|part| escape(part.as_bytes()))
+        .collect::<Vec<_>>()
+        .join("\\")
+}
+
+fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
+    let s = r.summary();
+    let inode = r
+        .netns_inode
+        .map(|i| format!(" (netns inode {i})"))
+        .unwrap_or_default();
+    let source = match r.source {
+        Source::Netlink => "",
+        Source::Proc => ", sockets from /proc/net text",
+    };
+    writeln!(
+        out,
+        "{} on {}{inode}{source}: {} {}, {} passed, {} failed, {} unknown, {} skipped",
+        guard(&r.sources.join(", ")),
+        escape(r.target.as_bytes()),
+        s.total,
+        plural(s.total, "expectation", "expectations"),
+        s.passed,
+        s.failed,
+        s.unknown,
+        s.skipped
+    )?;
+    if let Some(w) = r.waited {
+        if r.passed() {
+            writeln!(
+                out,
+                "waited {} of {} ({} {})",
+                duration::display(w.elapsed),
+                duration::display(w.limit),
+                w.attempts,
+                plural(w.attempts as usize, "attempt", "attempts")
+            )?;
+        } else {
+            writeln!(
+                out,
+                "gave up after {} ({} {})",
+                duration::display(w.elapsed),
+                w.attempts,
+                plural(w.attempts as usize, "attempt", "attempts")
+            )?;
+        }
+    }
+    for w in &r.warnings {
+        let label = Paint::Yellow.apply("warning:", color);
+        writeln!(out, "{label} {}", escape(w.as_bytes()))?;
+    }
+    if r.passed() {
+        writeln!(out, "check {}", Paint::Green.apply("passed", color))
+    } else {
+        writeln!(
+            out,
+            "check {}: {} failed, {} unknown",
+            Paint::Red.apply("FAILED", color),
+            s.failed,
+            s.unknown
+        )
+    }
+}
+
+/// The `-o json` document of a check, version 1. Fields may be added, never renamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDocument {
+    pub version: u32,
+    /// Every expectation holds: the exit code is 0.
+    pub passed: bool,
+    pub netns: NetnsDoc,
+    /// `netlink`, or `proc` when /proc/<pid>/net was read instead.
+    pub source: String,
+    /// The profiles and files checked, as given.
+    pub sources: Vec<String>,
+    pub strict: bool,
+    pub summary: Summary,
+    pub results: Vec<ResultDoc>,
+    pub warnings: Vec<String>,
+    pub hidden_owners: usize,
+    /// Present under `--wait`.
+    pub wait: Option<WaitDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultDoc {
+    /// `pass`, `fail`, `unknown` (the owner is not visible; counts as a failure) or `skip`
+    /// (optional, nothing listening).
+    pub status: Status,
+    /// `listen`, `forbid` or `strict`.
+    pub check: CheckKind,
+    /// The expectation as a file would say it: `listen tcp/15021 owner=envoy bind=wildcard`.
+    pub expected: String,
+    pub name: Option<String>,
+    /// The profile or file it comes from.
+    pub origin: String,
+    pub proto: Option<Proto>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub owner: Option<String>,
+    pub bind: Option<String>,
+    pub optional: bool,
+    /// Why it failed, is unknown or was skipped; empty when it passed.
+    pub reason: String,
+    pub found: Vec<FoundDoc>,
+}
+
+/// Listeners on one address held by the same processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundDoc {
+    pub proto: Proto,
+    /// `0.0.0.0:15001`, `[::]:15001`, a unix path or `@abstract`, escaped as in the table.
+    pub local: String,
+    /// SO_REUSEPORT sockets on that address (one per Envoy worker).
+    pub sockets: usize,
+    pub processes: Vec<ProcessRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub pid: i32,
+    /// UTF-8, invalid bytes replaced by U+FFFD.
+    pub comm: String,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitDoc {
+    pub limit_ms: u64,
+    pub elapsed_ms: u64,
+    pub attempts: u32,
+}
+
+pub fn document(r: &Report) -> CheckDocument {
+    CheckDocument {
+        version: VERSION,
+        passed: r.passed(),
+        netns: NetnsDoc {
+            inode: r.netns_inode,
+            target: r.target.clone(),
+        },
+        source: match r.source {
+            Source::Netlink => "netlink".into(),
+            Source::Proc => "proc".into(),
+        },
+        sources: r.sources.clone(),
+        strict: r.strict,
+        summary: r.summary(),
+        results: r.outcomes.iter().map(result_doc).collect(),
+        warnings: r.warnings.clone(),
+        hidden_owners: r.hidden_owners,
+        wait: r.waited.map(|w| WaitDoc {
+            limit_ms: w.limit.as_millis().try_into().unwrap_or(u64::MAX),
+            elapsed_ms: w.elapsed.as_millis().try_into().unwrap_or(u64::MAX),
+            attempts: w.attempts,
+        }),
+    }
+}
+
+fn result_doc(o: &Outcome) -> ResultDoc {
+    let (proto, port, path) = match &o.target {
+        Some(Target::Inet { proto, port }) => (Some(*proto), Some(*port), None),
+        Some(Target::Unix { path }) => (Some(Proto::Unix), None, Some(path.clone())),
+        None => (None, None, None),
+    };
+    ResultDoc {
+        status: o.status,
+        check: o.check,
+        expected: o.expected.clone(),
+        name: o.name.clone(),
+        origin: o.origin.clone(),
+        proto,
+        port,
+        path,
+        owner: o.owner.as_ref().map(|w| w.to_string()),
+        bind: o.bind.map(|b| b.to_string()),
+        optional: o.optional,
+        reason: o.reason.clone(),
+        found: o
+            .found
+            .iter()
+            .map(|f| FoundDoc {
+                proto: f.proto,
+                local: endpoint(&f.local),
+                sockets: f.sockets,
+                processes: f
+                    .holders
+                    .iter()
+                    .map(|w| ProcessRef {
+                        pid: w.pid,
+                        comm: w.comm.lossy(),
+                        kind: w.kind,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::eval::{Waited, Who};
+    use crate::check::expect::{Owner, Target};
+    use crate::model::{Endpoint, RawText};
+
+    pub(crate) fn sample() -> Report {
+        let base = Outcome {
+            check: CheckKind::Listen,
+            name: Some("envoy readiness".into()),
+            expected: "listen tcp/15021 owner=envoy bind=wildcard".into(),
+            origin: "istio-sidecar".into(),
+            status: Status::Pass,
+            reason: String::new(),
+            found: vec![Found {
+                proto: Proto::Tcp,
+                local: Endpoint::Inet {
+                    addr: "0.0.0.0".parse().unwrap(),
+                    port: 15021,
+                },
+                sockets: 2,
+                holders: vec![Who {
+                    pid: 12,
+                    comm: "envoy".into(),
+                    kind: Kind::Envoy,
+                }],
+            }],
+            target: Some(Target::Inet {
+                proto: Proto::Tcp,
+                port: 15021,
+            }),
+            owner: Some(Owner::Kind(Kind::Envoy)),
+            bind: None,
+            optional: false,
+        };
+        let fail = Outcome {
+            status: Status::Fail,
+            name: None,
+            expected: "listen tcp/9080 owner=myapp".into(),
+            origin: "checks/pod.yaml".into(),
+            reason: "held by evil\u{1b}[31m[66] (app) (expected myapp)".into(),
+            found: vec![Found {
+                proto: Proto::Tcp,
+                local: Endpoint::Inet {
+                    addr: "10.0.0.5".parse().unwrap(),
+                    port: 9080,
+                },
+                sockets: 1,
+                holders: vec![Who {
+                    pid: 66,
+                    comm: RawText::new(b"evil\x1b[31m\xff".to_vec()),
+                    kind: Kind::App,
+                }],
+            }],
+            ..base.clone()
+        };
+        let skip = Outcome {
+            status: Status::Skip,
+            expected: "listen udp/15053 owner=pilot-agent bind=loopback optional".into(),
+            reason: "nothing listens on udp/15053 (optional)".into(),
+            found: vec![],
+            optional: true,
+            ..base.clone()
+        };
+        let unknown = Outcome {
+            status: Status::Unknown,
+            check: CheckKind::Forbid,
+            expected: "forbid tcp/15000 owner=app".into(),
+            reason: "owner not visible: grant CAP_SYS_PTRACE".into(),
+            ..base.clone()
+        };
+        let _ = Arc::new(());
+        Report {
+            outcomes: vec![base, fail, skip, unknown],
+            sources: vec!["istio-sidecar".into(), "checks/pod.yaml".into()],
+            target: "netns /run/netns/pod".into(),
+            netns_inode: Some(4026532177),
+            source: Source::Netlink,
+            warnings: vec!["owners hidden: 1 socket(s)".into()],
+            hidden_owners: 1,
+            strict: false,
+            waited: Some(Waited {
+                limit: Duration::from_secs(30),
+                elapsed: Duration::from_secs(30),
+                attempts: 61,
+            }),
+        }
+    }
+
+    #[test]
+    fn table_shows_every_expectation_and_the_verdict() {
+        let mut out = Vec::new();
+        write_table(&mut out, &sample(), false, Layout::PLAIN).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("STATUS") && lines[0].contains("FOUND"),
+            "{text}"
+        );
+        assert!(!lines[0].contains("SOURCE"), "{text}");
+        assert!(lines[1].contains("pass"), "{text}");
+        assert!(
+            lines[1].contains("listen tcp/15021 owner=envoy bind=wildcard (envoy readiness)"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("tcp 0.0.0.0:15021 envoy[12] (2 sockets)"),
+            "{text}"
+        );
+        assert!(lines[2].contains("FAIL"), "{text}");
+        assert!(
+            lines[2].contains("tcp 10.0.0.5:9080 evil\\x1b[31m\\xff[66] (app)"),
+            "{text}"
+        );
+        assert!(lines[3].contains("skip"), "{text}");
+        assert!(
+            lines[3].contains("nothing listens on udp/15053 (optional)"),
+            "{text}"
+        );
+        assert!(lines[4].contains("UNKNOWN"), "{text}");
+        assert!(
+            !text.contains('\u{1b}'),
+            "a raw escape reached the table: {text}"
+        );
+        assert!(text.contains(
+            "istio-sidecar, checks/pod.yaml on netns /run/netns/pod (netns inode 4026532177): \
+             4 expectations, 1 passed, 1 failed, 1 unknown, 1 skipped"
+        ));
+        assert!(text.contains("gave up after 30s (61 attempts)"), "{text}");
+        assert!(text.contains("warning: owners hidden"), "{text}");
+        assert!(
+            text.ends_with("check FAILED: 1 failed, 1 unknown\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn wide_table_adds_the_source() {
+        let mut out = Vec::new();
+        write_table(&mut out, &sample(), true, Layout::PLAIN).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().next().unwrap().contains("SOURCE"));
+        assert!(text.contains("checks/pod.yaml"));
+    }
+
+    #[test]
+    fn a_passing_report_says_so() {
+        let mut r = sample();
+        r.outcomes.truncate(1);
+        r.waited = Some(Waited {
+            limit: Duration::from_secs(30),
+            elapsed: Duration::from_millis(4500),
+            attempts: 10,
+        });
+        let mut out = Vec::new();
+        write_table(&mut out, &r, false, Layout::PLAIN).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("waited 4.5s of 30s (10 attempts)"), "{text}");
+        assert!(text.ends_with("check passed\n"), "{text}");
+    }
+
+    #[test]
+    fn json_reads_back() {
+        let doc = document(&sample());
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        let back: CheckDocument = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, doc);
+        assert!(!back.passed);
+        assert_eq!(back.summary.failed, 1);
+        assert_eq!(back.results[0].status, Status::Pass);
+        assert_eq!(back.results[0].port, Some(15021));
+        assert_eq!(back.results[0].owner.as_deref(), Some("envoy"));
+        assert_eq!(back.results[0].found[0].local, "0.0.0.0:15021");
+        assert_eq!(back.results[0].found[0].sockets, 2);
+        assert_eq!(
+            back.results[1].found[0].processes[0].comm,
+            "evil\u{1b}[31m\u{fffd}"
+        );
+        assert_eq!(back.wait.as_ref().map(|w| w.limit_ms), Some(30_000));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["results"][2]["status"], "skip");
+        assert_eq!(v["results"][3]["check"], "forbid");
+        assert_eq!(v["results"][3]["status"], "unknown");
+    }
+}

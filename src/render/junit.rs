@@ -1,0 +1,364 @@
+//! JUnit XML for CI test reporters (GitLab `artifacts:reports:junit`, Jenkins `junit`, GitHub
+//! test-reporter actions): one `<testsuite>` per profile or file, one `<testcase>` per
+//! expectation; a failure is `<failure>`, an owner that could not be seen `<error>`, a skipped
+//! optional item `<skipped>`. Pure: writes to any `impl Write`. Every text is XML-escaped, and
+//! characters XML 1.0 cannot carry are written visibly (`\u{1b}`), never raw.
+
+use std::io::{self, Write};
+
+use crate::check::eval::{Outcome, Report, Status};
+
+/// Writes the report as one JUnit XML document.
+pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    let s = r.summary();
+    let time = r
+        .waited
+        .map(|w| format!("{:.3}", w.elapsed.as_secs_f64()))
+        .unwrap_or_else(|| "0".into());
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        out,
+        r#"<testsuites name="podports check" tests="{}" failures="{}" errors="{}" skipped="{}" time="{time}">"#,
+        s.total, s.failed, s.unknown, s.skipped
+    )?;
+    for origin in origins(r) {
+        let cases: Vec<&Outcome> = r.outcomes.iter().filter(|o| o.origin == origin).collect();
+        let count = |st: Status| cases.iter().filter(|o| o.status == st).count();
+        writeln!(
+            out,
+            r#"  <testsuite name="{}" tests="{}" failures="{}" errors="{}" skipped="{}" time="{time}">"#,
+            attr(&origin),
+            cases.len(),
+            count(Status::Fail),
+            count(Status::Unknown),
+            count(Status::Skip),
+        )?;
+        writeln!(out, "    <properties>")?;
+        property(out, "target", &r.target)?;
+        if let Some(inode) = r.netns_inode {
+            property(out, "netns_inode", &inode.to_string())?;
+        }
+        writeln!(out, "    </properties>")?;
+        for o in cases {
+            testcase(out, o, &r.target)?;
+        }
+        if !r.warnings.is_empty() {
+            writeln!(
+                out,
+                "    <system-out>{}</system-out>",
+                text(
+                    &r.warnings
+                        .iter()
+                        .map(|w| format!("warning: {w}\n"))
+                        .collect::<String>()
+                )
+            )?;
+        }
+        writeln!(out, "  </testsuite>")?;
+    }
+    writeln!(out, "</testsuites>")
+}
+
+/// The origins in the order they first appear.
+fn origins(r: &Report) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in &r.outcomes {
+        if !out.contains(&o.origin) {
+            out.push(o.origin.clone());
+        }
+    }
+    out
+}
+
+fn property(out: &mut impl Write, name: &str, value: &str) -> io::Result<()> {
+    writeln!(
+        out,
+        r#"      <property name="{}" value="{}"/>"#,
+        attr(name),
+        attr(value)
+    )
+}
+
+fn testcase(out: &mut impl Write, o: &Outcome, target: &str) -> io::Result<()> {
+    let open = format!(
+        r#"    <testcase name="{}" classname="{}" time="0""#,
+        attr(&o.title()),
+        attr(&format!("podports.check.{}", o.origin))
+    );
+    let (element, kind) = match o.status {
+        Status::Pass => return writeln!(out, "{open}/>"),
+        Status::Skip => {
+            writeln!(out, "{open}>")?;
+            writeln!(out, r#"      <skipped message="{}"/>"#, attr(&o.reason))?;
+            return writeln!(out, "    </testcase>");
+        }
+        Status::Fail => ("failure", o.check.as_str()),
+        Status::Unknown => ("error", "unknown"),
+    };
+    let mut body = format!("expected: {}\n", o.expected);
+    if !o.reason.is_empty() {
+        body.push_str(&format!("why: {}\n", o.reason));
+    }
+    for f in &o.found {
+        body.push_str(&format!("found: {}\n", f.text()));
+    }
+    body.push_str(&format!("from: {}\ntarget: {target}\n", o.origin));
+    writeln!(out, "{open}>")?;
+    writeln!(
+        out,
+        r#"      <{element} message="{}" type="{}">{}</{element}>"#,
+        attr(&o.reason),
+        attr(kind),
+        text(&body)
+    )?;
+    writeln!(out, "    </testcase>")
+}
+
+/// Characters XML 1.0 allows (Char production): tab, newline, carriage return, and the rest
+/// from U+0020 except the surrogates and U+FFFE/U+FFFF.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// Escapes element text: `&`, `<`, `>`; characters XML cannot carry become `\u{..}`.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if xml_char(c) => out.push(c),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out
+}
+
+/// Escapes an attribute value: as `text`, plus both quotes, and tab, newline and carriage
+/// return as character references (a parser would fold them into spaces).
+fn attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push_str(&text(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::eval::{CheckKind, Waited};
+    use crate::request::Source;
+
+    fn sample() -> Report {
+        let pass = Outcome {
+            check: CheckKind::Listen,
+            name: Some("envoy readiness".into()),
+            expected: "listen tcp/15021 owner=envoy bind=wildcard".into(),
+            origin: "istio-sidecar".into(),
+            status: Status::Pass,
+            reason: String::new(),
+            found: vec![],
+            target: None,
+            owner: None,
+            bind: None,
+            optional: false,
+        };
+        let nasty = "a<b>&\"quote\" 'apos' ]]> \u{1b}[31m \u{0} \u{fffe} tab\there\nline";
+        Report {
+            outcomes: vec![
+                pass.clone(),
+                Outcome {
+                    status: Status::Fail,
+                    name: None,
+                    expected: "listen tcp/15000 owner=envoy bind=loopback".into(),
+                    reason: format!("bound to 0.0.0.0:15000 {nasty}"),
+                    ..pass.clone()
+                },
+                Outcome {
+                    status: Status::Skip,
+                    reason: "nothing listens on udp/15053 (optional)".into(),
+                    ..pass.clone()
+                },
+                Outcome {
+                    status: Status::Unknown,
+                    check: CheckKind::Forbid,
+                    origin: format!("dir/{nasty}.yaml"),
+                    reason: "owner not visible; grant CAP_SYS_PTRACE".into(),
+                    ..pass.clone()
+                },
+                Outcome {
+                    status: Status::Fail,
+                    check: CheckKind::Strict,
+                    expected: "strict: no listener beyond the `listen` items".into(),
+                    origin: "istio-sidecar".into(),
+                    reason: "1 listening port(s) not named".into(),
+                    ..pass
+                },
+            ],
+            sources: vec!["istio-sidecar".into()],
+            target: format!("netns /run/netns/{nasty}"),
+            netns_inode: Some(4026532177),
+            source: Source::Netlink,
+            warnings: vec![format!("owners hidden {nasty}")],
+            hidden_owners: 1,
+            strict: true,
+            waited: Some(Waited {
+                limit: Duration::from_secs(30),
+                elapsed: Duration::from_millis(1500),
+                attempts: 4,
+            }),
+        }
+    }
+
+    fn xml_of(r: &Report) -> String {
+        let mut out = Vec::new();
+        write(&mut out, r).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn parses_back_with_one_testcase_per_expectation() {
+        let xml = xml_of(&sample());
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(root.attribute("tests"), Some("5"));
+        assert_eq!(root.attribute("failures"), Some("2"));
+        assert_eq!(root.attribute("errors"), Some("1"));
+        assert_eq!(root.attribute("skipped"), Some("1"));
+        assert_eq!(root.attribute("time"), Some("1.500"));
+
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        assert_eq!(suites.len(), 2, "one per origin");
+        assert_eq!(suites[0].attribute("name"), Some("istio-sidecar"));
+        assert_eq!(suites[0].attribute("tests"), Some("4"));
+        assert_eq!(suites[0].attribute("failures"), Some("2"));
+        assert_eq!(suites[1].attribute("errors"), Some("1"));
+
+        let cases: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), 5);
+        assert_eq!(
+            cases[0].attribute("name"),
+            Some("listen tcp/15021 owner=envoy bind=wildcard (envoy readiness)")
+        );
+        assert_eq!(
+            cases[0].attribute("classname"),
+            Some("podports.check.istio-sidecar")
+        );
+        assert_eq!(cases[0].children().filter(|n| n.is_element()).count(), 0);
+
+        let failure = cases[1]
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert_eq!(failure.attribute("type"), Some("listen"));
+        // The exact text survives the round trip, except what XML cannot carry.
+        let want = "bound to 0.0.0.0:15000 a<b>&\"quote\" 'apos' ]]> \\u{1b}[31m \\u{0} \\u{fffe} tab\there\nline";
+        assert_eq!(failure.attribute("message"), Some(want));
+        let body = failure.text().unwrap();
+        assert!(
+            body.contains("expected: listen tcp/15000 owner=envoy bind=loopback\n"),
+            "{body}"
+        );
+        assert!(body.contains(&format!("why: {want}\n")), "{body}");
+        assert!(body.contains("target: netns /run/netns/a<b>&"), "{body}");
+
+        let skipped = cases[2]
+            .children()
+            .find(|n| n.has_tag_name("skipped"))
+            .unwrap();
+        assert_eq!(
+            skipped.attribute("message"),
+            Some("nothing listens on udp/15053 (optional)")
+        );
+        // The unknown owner is in another suite (its origin), as an error.
+        let suite_cases: Vec<_> = suites[1]
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        let error = suite_cases[0]
+            .children()
+            .find(|n| n.has_tag_name("error"))
+            .unwrap();
+        assert_eq!(error.attribute("type"), Some("unknown"));
+        assert!(
+            error
+                .attribute("message")
+                .unwrap()
+                .contains("CAP_SYS_PTRACE")
+        );
+        assert_eq!(
+            suites[1].attribute("name"),
+            Some("dir/a<b>&\"quote\" 'apos' ]]> \\u{1b}[31m \\u{0} \\u{fffe} tab\there\nline.yaml")
+        );
+        // Suites hold their own cases: istio-sidecar's strict case comes before the other suite.
+        let strict = cases[3]
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert_eq!(strict.attribute("type"), Some("strict"));
+
+        let props: Vec<_> = suites[0]
+            .descendants()
+            .filter(|n| n.has_tag_name("property"))
+            .collect();
+        assert_eq!(props[0].attribute("name"), Some("target"));
+        assert_eq!(props[1].attribute("value"), Some("4026532177"));
+        let out = suites[0]
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .unwrap();
+        assert!(
+            out.text()
+                .unwrap()
+                .starts_with("warning: owners hidden a<b>")
+        );
+    }
+
+    #[test]
+    fn no_raw_control_character_is_written() {
+        let xml = xml_of(&sample());
+        assert!(!xml.chars().any(|c| c != '\n' && !xml_char(c)), "{xml}");
+        assert!(!xml.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_passing_report_has_no_failures() {
+        let mut r = sample();
+        r.outcomes.truncate(1);
+        r.waited = None;
+        r.warnings.clear();
+        let xml = xml_of(&r);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert_eq!(doc.root_element().attribute("failures"), Some("0"));
+        assert_eq!(doc.root_element().attribute("time"), Some("0"));
+        assert!(doc.descendants().all(|n| !n.has_tag_name("failure")));
+        assert!(doc.descendants().all(|n| !n.has_tag_name("system-out")));
+    }
+
+    #[test]
+    fn escaping_is_exact() {
+        assert_eq!(text("a<b>&c"), "a&lt;b&gt;&amp;c");
+        assert_eq!(attr("\"'\n\t\r"), "&quot;&apos;&#10;&#9;&#13;");
+        assert_eq!(text("\u{7}"), "\\u{7}");
+        assert_eq!(attr("\u{ffff}"), "\\u{ffff}");
+        assert_eq!(text("日本 ok"), "日本 ok");
+    }
+}
