@@ -353,9 +353,16 @@ fn look(ns: &Netns, filters: Filters) -> Inspection {
     inspect::inspect(&request, &Catalog::builtin().unwrap()).expect("inspect the namespace")
 }
 
+/// What a person sees at a terminal of 120 columns (`--width 120`): the docs show the tables
+/// for people; piped, cells stay whole and warnings are a column (tests/table.rs).
+const TERMINAL: Layout = Layout {
+    width: Some(120),
+    ..Layout::PLAIN
+};
+
 fn table(ins: &Inspection) -> String {
     let mut out = Vec::new();
-    table::write(&mut out, ins, Detail::Normal, Layout::PLAIN).unwrap();
+    table::write(&mut out, ins, Detail::Normal, TERMINAL).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -492,7 +499,7 @@ fn the_sidecar_pod_examples() {
             first: false,
         },
         Detail::Normal,
-        Layout::PLAIN,
+        TERMINAL,
     )
     .unwrap();
     let frame = String::from_utf8(frame).unwrap();

@@ -2,8 +2,8 @@
 //! processes, real sockets, fresh network namespaces) drawn as DOT, Mermaid, SVG and text; the
 //! DOT read back and checked against the listing of the same namespace, node for node and
 //! edge for edge. Needs root: without it these skip with a reason, and under CI=true fail.
-//! Also the README's example, generated from the simulated sidecar pod (PODPORTS_BLESS=1
-//! rewrites tests/golden/ and the README's block).
+//! Also docs/graph.md's example, generated from the simulated sidecar pod (PODPORTS_BLESS=1
+//! rewrites tests/golden/ and that block).
 
 mod common;
 mod dotparse;
@@ -568,7 +568,7 @@ fn the_istiod_pod_draws_clients_outside_the_pod_by_address() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The README's example
+// docs/graph.md's example
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -597,7 +597,7 @@ fn stable(mut ins: Inspection) -> Inspection {
 }
 
 /// Compares `got` with the golden file NAME, or writes it under PODPORTS_BLESS=1; then
-/// checks that the README shows it between `<!-- graph-example NAME -->` and `<!-- end -->`.
+/// checks that docs/graph.md shows it between `<!-- graph-example NAME -->` and `<!-- end -->`.
 fn golden(name: &str, got: &str, fence: &str) {
     let path = root().join("tests/golden").join(name);
     let bless = std::env::var_os("PODPORTS_BLESS").is_some_and(|v| v == "1");
@@ -609,37 +609,37 @@ fn golden(name: &str, got: &str, fence: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (PODPORTS_BLESS=1 writes it)", path.display()));
     assert_eq!(
         got, want,
-        "{name} changed: PODPORTS_BLESS=1 refreshes it and the README"
+        "{name} changed: PODPORTS_BLESS=1 refreshes it and docs/graph.md"
     );
-    let readme_path = root().join("README.md");
-    let readme = fs::read_to_string(&readme_path).unwrap();
+    let doc_path = root().join("docs/graph.md");
+    let doc = fs::read_to_string(&doc_path).unwrap();
     let begin = format!("<!-- graph-example {name} -->\n");
     let block = format!("{begin}```{fence}\n{got}```\n<!-- end -->");
-    let start = readme
+    let start = doc
         .find(&begin)
-        .unwrap_or_else(|| panic!("README.md has no {begin:?}"));
-    let end = readme[start..]
+        .unwrap_or_else(|| panic!("docs/graph.md has no {begin:?}"));
+    let end = doc[start..]
         .find("<!-- end -->")
         .map(|i| start + i + "<!-- end -->".len())
         .expect("an <!-- end --> after it");
-    if bless && readme[start..end] != block {
+    if bless && doc[start..end] != block {
         fs::write(
-            &readme_path,
-            format!("{}{block}{}", &readme[..start], &readme[end..]),
+            &doc_path,
+            format!("{}{block}{}", &doc[..start], &doc[end..]),
         )
         .unwrap();
         return;
     }
     assert_eq!(
-        &readme[start..end],
+        &doc[start..end],
         block,
-        "README.md's {name} example differs from tests/golden (PODPORTS_BLESS=1)"
+        "docs/graph.md's {name} example differs from tests/golden (PODPORTS_BLESS=1)"
     );
 }
 
 #[test]
-fn the_readme_example_is_the_simulated_sidecar_pod() {
-    if !require_root("the_readme_example_is_the_simulated_sidecar_pod") {
+fn the_docs_example_is_the_simulated_sidecar_pod() {
+    if !require_root("the_docs_example_is_the_simulated_sidecar_pod") {
         return;
     }
     let pod = sidecar_pod();
