@@ -10,6 +10,7 @@
 //! rows show; ephemeral ports 40001, ... by holder and destination of their connection; network
 //! namespace inodes 4026532001, ... (the target's first); cgroup ids 9001, ...; executables
 //! /usr/local/bin/NAME, each command line its executable alone, pids in warnings as the pids;
+//! each process's file descriptors 3, 4, ... in the order of its sockets' inodes;
 //! the target `netns demo`.
 //! Then the sockets are sorted again, as the program sorts them. Needs root: without it these
 //! skip with a reason, and under CI=true fail.
@@ -167,6 +168,8 @@ const EXAMPLES: &[&str] = &[
     "check-errors.txt",
     "watch-frame.txt",
     "watch-events.jsonl",
+    "watch-closed.txt",
+    "watch-closed.jsonl",
     "listing-ambient.txt",
 ];
 
@@ -332,6 +335,24 @@ impl Stable {
         ins.warnings.iter_mut().for_each(pids);
         for s in &mut ins.sockets {
             s.warnings.iter_mut().for_each(pids);
+        }
+        // File descriptors: which one a process's socket gets depends on the order its
+        // threads ran; each process's sockets get 3, 4, ... in the order of their inodes.
+        let mut fds: Vec<(i32, u64, usize, usize)> = Vec::new();
+        for (si, s) in ins.sockets.iter().enumerate() {
+            for (hi, h) in s.holders.iter().enumerate() {
+                fds.push((h.process.pid, s.inode, si, hi));
+            }
+        }
+        fds.sort_unstable();
+        let mut last = None;
+        let mut next = 3;
+        for (pid, _, si, hi) in fds {
+            if last != Some(pid) {
+                (last, next) = (Some(pid), 3);
+            }
+            ins.sockets[si].holders[hi].fd = next;
+            next += 1;
         }
         listing::sort(&mut ins.sockets);
         ins
@@ -523,6 +544,74 @@ fn the_sidecar_pod_examples() {
     )
     .unwrap();
     golden("watch-events.jsonl", &String::from_utf8(events).unwrap());
+
+    closed_section(&after);
+}
+
+/// `--watch`'s "closed since the last look", from the pod's own connections: the look `after`
+/// is what the watch saw; then each of its TCP connections is destroyed as the kernel's event
+/// names it (the 4-tuple and the cookie: no inode, uid, cgroup id or holder), plus one
+/// connection accepted on the app's 9080 that no look saw. The real tracker, grouping and
+/// renderers make the section and the JSON lines; the times are fixed (looks 2 s apart).
+fn closed_section(after: &Inspection) {
+    use podports::render::closed::{self, Section, Source};
+    use podports::watch::closed::{Tracker, group, listening_ports};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let t0 = UNIX_EPOCH + Duration::from_millis(1_764_752_400_000);
+    let mut tracker = Tracker::new();
+    tracker.saw(&after.sockets, t0);
+    let as_event = |s: &podports::model::Socket, cookie: u64| {
+        let mut e = s.clone();
+        e.inode = 0;
+        e.uid = None;
+        e.cgroup_id = None;
+        e.holders.clear();
+        e.role = None;
+        e.peer_role = None;
+        e.warnings.clear();
+        e.cookie = Some(cookie);
+        e
+    };
+    let mut destroyed = Vec::new();
+    let mut at = t0 + Duration::from_millis(1_500);
+    for s in after.sockets.iter().filter(|s| {
+        s.proto == podports::model::Proto::Tcp && s.state == podports::model::State::Established
+    }) {
+        destroyed.push((
+            at,
+            as_event(s, s.cookie.expect("a look's tcp socket has a cookie")),
+        ));
+        at += Duration::from_millis(100);
+    }
+    let accepted = after
+        .sockets
+        .iter()
+        .find(|s| s.state == podports::model::State::Established && s.local.port() == Some(9080))
+        .expect("the app's accepted connection");
+    let mut unseen = as_event(accepted, u64::MAX);
+    unseen.remote = Endpoint::Inet {
+        addr: "127.0.0.6".parse().unwrap(),
+        port: 40099,
+    };
+    destroyed.push((at, unseen));
+    let catalog = Catalog::builtin().unwrap();
+    let gone = tracker.closed(destroyed, &Filters::default(), &catalog);
+    let groups = group(&gone, &listening_ports(&after.sockets));
+    let source = Source::Events { buffer_note: None };
+    let section = Section {
+        source: &source,
+        closed: &gone,
+        groups: &groups,
+        lost: 0,
+        lost_total: 0,
+    };
+    let mut out = Vec::new();
+    closed::write_section(&mut out, &section).unwrap();
+    golden("watch-closed.txt", &String::from_utf8(out).unwrap());
+    let mut out = Vec::new();
+    closed::write_events(&mut out, &section, t0 + Duration::from_secs(2)).unwrap();
+    golden("watch-closed.jsonl", &String::from_utf8(out).unwrap());
 }
 
 #[test]
