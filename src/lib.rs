@@ -3,7 +3,9 @@
 //! attribution -> annotation -> output. Only `sys` makes syscalls.
 //!
 //! Nothing outside tests may panic on what it reads: the lints below keep unwrap, expect,
-//! panicking indexing and explicit panics out of the library.
+//! panicking indexing and explicit panics out of the library. No `unsafe` either, but in the
+//! few `sys` modules that allow it for their syscalls, each block with its SAFETY note.
+#![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(
     not(test),
     deny(

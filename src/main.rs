@@ -1,5 +1,6 @@
 //! podports' entry point: parse, run, print, exit with the code the contract names.
 //! A closed stdout (`podports | head`) ends quietly with 0; nothing here ever panics on input.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -2,6 +2,7 @@
 //! attaches it, reads its output, and closes everything. The program, its link and the
 //! iterator live only as long as this call; nothing is pinned, no map is created, nothing of
 //! the kernel's state is changed. Needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN).
+#![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
 use std::fs;
 use std::io::{self, Read};
@@ -28,44 +29,103 @@ const BPF_TRACE_ITER: u32 = 28;
 /// The program is declared GPL-compatible ("Dual MIT/GPL", which the kernel accepts):
 /// `bpf_seq_write` is a GPL-only helper. MIT is one of podports' licenses (see LICENSE).
 const LICENSE: &[u8] = b"Dual MIT/GPL\0";
-const PROG_NAME: &[u8] = b"podports_fds";
+/// The program's name as the kernel keeps it (BPF_OBJ_NAME_LEN, NUL-padded).
+const PROG_NAME: [u8; 16] = *b"podports_fds\0\0\0\0";
 
-/// `union bpf_attr`, zeroed, filled field by field at the offsets of uapi bpf.h.
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
+/// The size of `union bpf_attr` podports passes: every field it sets lies below it, and the
+/// kernel zero-fills what a newer kernel's union has beyond it.
+const ATTR_SIZE: usize = 128;
 
-impl Attr {
-    fn new() -> Attr {
-        Attr([0; 128])
-    }
-
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        if let Some(dst) = self.0.get_mut(at..at + bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
-    }
-
-    fn u32(&mut self, at: usize, v: u32) -> &mut Attr {
-        self.put(at, &v.to_le_bytes());
-        self
-    }
-
-    fn ptr<T>(&mut self, at: usize, p: *const T) -> &mut Attr {
-        self.put(at, &(p as u64).to_le_bytes());
-        self
-    }
+/// `union bpf_attr` as BPF_PROG_LOAD reads it (uapi bpf.h), up to `attach_btf_id`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    _rest: [u64; 2],
 }
 
+/// `union bpf_attr` as BPF_LINK_CREATE reads it: the program, no target, the attach type.
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreate {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    _rest: [u64; 14],
+}
+
+/// `union bpf_attr` as BPF_ITER_CREATE reads it.
+#[repr(C)]
+#[derive(Default)]
+struct IterCreate {
+    link_fd: u32,
+    flags: u32,
+    _rest: [u64; 15],
+}
+
+// The layouts are uapi bpf.h's, checked when podports is compiled: a field at another offset,
+// or a struct of another size, does not build.
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<ProgLoad>() == ATTR_SIZE);
+    assert!(offset_of!(ProgLoad, insn_cnt) == 4);
+    assert!(offset_of!(ProgLoad, insns) == 8);
+    assert!(offset_of!(ProgLoad, license) == 16);
+    assert!(offset_of!(ProgLoad, log_level) == 24);
+    assert!(offset_of!(ProgLoad, log_size) == 28);
+    assert!(offset_of!(ProgLoad, log_buf) == 32);
+    assert!(offset_of!(ProgLoad, kern_version) == 40);
+    assert!(offset_of!(ProgLoad, prog_name) == 48);
+    assert!(offset_of!(ProgLoad, expected_attach_type) == 68);
+    assert!(offset_of!(ProgLoad, prog_btf_fd) == 72);
+    assert!(offset_of!(ProgLoad, func_info) == 80);
+    assert!(offset_of!(ProgLoad, line_info) == 96);
+    assert!(offset_of!(ProgLoad, attach_btf_id) == 108);
+    assert!(size_of::<LinkCreate>() == ATTR_SIZE);
+    assert!(offset_of!(LinkCreate, target_fd) == 4);
+    assert!(offset_of!(LinkCreate, attach_type) == 8);
+    assert!(offset_of!(LinkCreate, flags) == 12);
+    assert!(size_of::<IterCreate>() == ATTR_SIZE);
+    assert!(offset_of!(IterCreate, flags) == 4);
+};
+
+/// One command's view of `union bpf_attr`: `#[repr(C)]`, `ATTR_SIZE` bytes, plain integers.
+trait Attr: Sized {}
+impl Attr for ProgLoad {}
+impl Attr for LinkCreate {}
+impl Attr for IterCreate {}
+
 /// `bpf(cmd, attr)`, returning the new descriptor.
-fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<OwnedFd> {
-    // SAFETY: `attr` is a zero-initialised `union bpf_attr` of the size passed, and every
-    // pointer put in it refers to memory that outlives the call.
+fn bpf<A: Attr>(cmd: libc::c_long, attr: &mut A) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is one of the `#[repr(C)]` views of `union bpf_attr` above, of the size
+    // passed (checked at compile time), zero-initialised by `Default` beyond the fields set;
+    // every pointer put in it refers to memory that outlives the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
-            attr.0.as_mut_ptr(),
-            std::mem::size_of::<Attr>(),
+            std::ptr::from_mut(attr).cast::<libc::c_void>(),
+            std::mem::size_of::<A>(),
         )
     };
     let fd = i32::try_from(r).map_err(|_| io::Error::other("bpf(2) returned no descriptor"))?;
@@ -107,7 +167,11 @@ impl FdIter {
         let prog = load(&insns, attach)?;
         let link = bpf(
             BPF_LINK_CREATE,
-            Attr::new().u32(0, fd_u32(&prog)).u32(8, BPF_TRACE_ITER),
+            &mut LinkCreate {
+                prog_fd: fd_u32(&prog),
+                attach_type: BPF_TRACE_ITER,
+                ..LinkCreate::default()
+            },
         )?;
         Ok(FdIter { _prog: prog, link })
     }
@@ -115,7 +179,13 @@ impl FdIter {
     /// Every socket fd of every process in this pid namespace, as (socket inode, tgid, fd),
     /// sorted, as the kernel has them now.
     pub fn socket_fds(&self) -> io::Result<Vec<SocketFd>> {
-        let iter = bpf(BPF_ITER_CREATE, Attr::new().u32(0, fd_u32(&self.link)))?;
+        let iter = bpf(
+            BPF_ITER_CREATE,
+            &mut IterCreate {
+                link_fd: fd_u32(&self.link),
+                ..IterCreate::default()
+            },
+        )?;
         read_all(fs::File::from(iter))
     }
 }
@@ -215,18 +285,20 @@ fn fd_u32(fd: &OwnedFd) -> u32 {
 fn load(insns: &[u8], attach_btf_id: u32) -> io::Result<OwnedFd> {
     let count = u32::try_from(insns.len() / 8).unwrap_or(u32::MAX);
     let attr = |log: Option<&mut Vec<u8>>| {
-        let mut a = Attr::new();
-        a.u32(0, BPF_PROG_TYPE_TRACING)
-            .u32(4, count)
-            .ptr(8, insns.as_ptr())
-            .ptr(16, LICENSE.as_ptr())
-            .u32(68, BPF_TRACE_ITER)
-            .u32(108, attach_btf_id);
-        a.put(48, PROG_NAME);
+        let mut a = ProgLoad {
+            prog_type: BPF_PROG_TYPE_TRACING,
+            insn_cnt: count,
+            insns: insns.as_ptr() as u64,
+            license: LICENSE.as_ptr() as u64,
+            prog_name: PROG_NAME,
+            expected_attach_type: BPF_TRACE_ITER,
+            attach_btf_id,
+            ..ProgLoad::default()
+        };
         if let Some(log) = log {
-            a.u32(24, 1)
-                .u32(28, u32::try_from(log.len()).unwrap_or(u32::MAX))
-                .ptr(32, log.as_mut_ptr());
+            a.log_level = 1;
+            a.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
+            a.log_buf = log.as_mut_ptr() as u64;
         }
         a
     };

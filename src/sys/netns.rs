@@ -1,6 +1,7 @@
 //! Network namespace handles and entry. A namespace is opened once, identified by the
 //! (dev, inode) of its nsfs file, and entered only on a short-lived dedicated thread that goes
 //! back to its own namespace before it ends: no thread of podports stays in a foreign one.
+#![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
 use std::fs::File;
 use std::io;

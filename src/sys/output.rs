@@ -2,6 +2,7 @@
 //! between two looks of `--watch` while keeping an eye on it: the wait ends early when the
 //! reader of stdout is gone, so `podports --watch -o json | head -1` ends even when nothing
 //! changes and nothing is written. Reads nothing of the target, writes nothing.
+#![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};

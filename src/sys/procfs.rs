@@ -1,6 +1,7 @@
 //! Reading `/proc` (or a host's `/proc` mounted elsewhere): which process holds which socket
 //! inode through which fd, facts about those processes, and `/proc/<pid>/net/*` text for the
 //! fallback. Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is written, ever.
+#![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};

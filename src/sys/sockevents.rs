@@ -9,6 +9,7 @@
 //! process in the namespace may join the groups, no capability needed. Entering the namespace
 //! is what needs privilege (CAP_SYS_ADMIN for setns). SO_RCVBUFFORCE, a buffer beyond
 //! net.core.rmem_max, needs CAP_NET_ADMIN.
+#![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
 use std::collections::VecDeque;
 use std::io;
