@@ -125,6 +125,7 @@ fn pod_netns() -> Netns {
     ns
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_healthy_sidecar_pod_passes_istio_sidecar() {
     if !require_root("a_healthy_sidecar_pod_passes_istio_sidecar") {
@@ -184,6 +185,7 @@ fn a_healthy_sidecar_pod_passes_istio_sidecar() {
     assert!(String::from_utf8_lossy(&o.stdout).ends_with("check passed\n"));
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn killing_envoy_fails_the_check_naming_15021() {
     if !require_root("killing_envoy_fails_the_check_naming_15021") {
@@ -249,6 +251,7 @@ fn killing_envoy_fails_the_check_naming_15021() {
     assert_eq!(doc.root_element().attribute("failures"), Some("5"));
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn an_app_squatting_15021_and_admin_beyond_loopback_fail_with_who_and_where() {
     if !require_root("an_app_squatting_15021_and_admin_beyond_loopback_fail_with_who_and_where") {
@@ -283,6 +286,7 @@ fn an_app_squatting_15021_and_admin_beyond_loopback_fail_with_who_and_where() {
 
 /// An ambient pod: ztunnel opens the pod's listeners from inside it, then lives in its own
 /// namespace (as `ambient_listeners_are_owned_by_ztunnel_from_another_netns` in netns.rs).
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn an_ambient_pod_passes_istio_ambient_and_fails_istio_sidecar() {
     if !require_root("an_ambient_pod_passes_istio_ambient_and_fails_istio_sidecar") {
@@ -323,6 +327,7 @@ fn an_ambient_pod_passes_istio_ambient_and_fails_istio_sidecar() {
     assert_eq!(result(&doc, "listen tcp/15004").status, Status::Skip);
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn wait_succeeds_when_the_sidecar_comes_up_while_waiting() {
     if !require_root("wait_succeeds_when_the_sidecar_comes_up_while_waiting") {
@@ -396,6 +401,7 @@ fn world_executable_podports(dir: &Scratch) -> PathBuf {
     dest
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn hidden_owners_never_pass_an_owner_expectation() {
     if !require_root("hidden_owners_never_pass_an_owner_expectation") {

@@ -459,6 +459,7 @@ listen:
 strict: true
 ";
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_sidecar_pod_examples() {
     if !require_root("the_sidecar_pod_examples") {
@@ -614,6 +615,7 @@ fn closed_section(after: &Inspection) {
     golden("watch-closed.jsonl", &String::from_utf8(out).unwrap());
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_ambient_pod_example() {
     if !require_root("the_ambient_pod_example") {

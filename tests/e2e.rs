@@ -38,6 +38,7 @@ fn run(test: &str, script: &str, args: &[&str]) -> bool {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn e2e_journeys_on_containerd_and_runc() {
     run("e2e_journeys_on_containerd_and_runc", "tests/e2e/run", &[]);

@@ -29,6 +29,7 @@ fn holders(doc: &Document) -> Vec<(Key, Owners)> {
     v
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn kernel_and_proc_walks_find_the_same_holders_as_ss() {
     if !require_kernel_walk("kernel_and_proc_walks_find_the_same_holders_as_ss") {
@@ -180,6 +181,7 @@ fn both(ns: &Netns) -> (Document, Document) {
     )
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_listener_shared_by_forked_workers_has_every_worker_as_holder() {
     if !require_kernel_walk("a_listener_shared_by_forked_workers_has_every_worker_as_holder") {
@@ -213,6 +215,7 @@ time.sleep(3600)
     assert_matches_ss(&bpf, &ss);
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_socket_in_a_threads_own_fd_table_is_found_by_the_kernel_walk() {
     if !require_kernel_walk("a_socket_in_a_threads_own_fd_table_is_found_by_the_kernel_walk") {
@@ -250,6 +253,7 @@ time.sleep(3600)
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_socket_of_a_process_whose_main_thread_exited_is_found_by_the_kernel_walk() {
     if !require_kernel_walk(
@@ -289,6 +293,7 @@ libc.syscall({"x86_64": 60, "aarch64": 93, "riscv64": 93}[os.uname().machine], 0
     assert_eq!(holders_of(&proc, 7003), vec![], "/proc/<pid>/fd is empty");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_socket_held_inside_and_outside_the_namespace_has_both_holders_with_the_kernel_walk() {
     if !require_kernel_walk(
@@ -364,6 +369,7 @@ fn assert_proc_fallback(o: &Output) {
     assert_eq!(doc.fd_walk.as_deref(), Some("proc"));
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_kernel_walk_is_refused_where_it_would_see_more_than_proc() {
     if !require_root("the_kernel_walk_is_refused_where_it_would_see_more_than_proc") {

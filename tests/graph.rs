@@ -352,6 +352,7 @@ fn sidecar_pod() -> SidecarPod {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_sidecar_pod_draws_its_schematic_in_every_format() {
     if !require_root("the_sidecar_pod_draws_its_schematic_in_every_format") {
@@ -412,6 +413,7 @@ fn the_sidecar_pod_draws_its_schematic_in_every_format() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_ambient_pod_shows_ztunnel_outside_and_hidden_owners_as_such() {
     if !require_root("the_ambient_pod_shows_ztunnel_outside_and_hidden_owners_as_such") {
@@ -475,6 +477,7 @@ fn the_ambient_pod_shows_ztunnel_outside_and_hidden_owners_as_such() {
 
 /// An istiod pod: pilot-discovery's ports, and proxies in another namespace (over a veth
 /// pair, 198.18.0.0/24) holding three connections to 15012 and one to 15010.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_istiod_pod_draws_clients_outside_the_pod_by_address() {
     if !require_root("the_istiod_pod_draws_clients_outside_the_pod_by_address") {
@@ -637,6 +640,7 @@ fn golden(name: &str, got: &str, fence: &str) {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_docs_example_is_the_simulated_sidecar_pod() {
     if !require_root("the_docs_example_is_the_simulated_sidecar_pod") {
@@ -654,6 +658,7 @@ fn the_docs_example_is_the_simulated_sidecar_pod() {
     golden("sidecar.mmd", &render(Format::Mermaid), "mermaid");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_listings_filters_apply_before_or_after_graph() {
     if !require_root("the_listings_filters_apply_before_or_after_graph") {
@@ -734,6 +739,7 @@ fn wrong_formats_and_targets_are_usage_errors() {
 /// from 20 clients outside the pod (another namespace over a veth pair). The picture stays a handful of nodes (the
 /// clients grouped past the limit), every connection counted; the time is printed, not
 /// asserted.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_gateway_with_ten_thousand_connections_stays_small() {
     if !require_root("a_gateway_with_ten_thousand_connections_stays_small") {

@@ -306,6 +306,7 @@ fn helper_failed_op_exits_1_naming_the_op() {
 
 /// A standalone `envoy` with the sockets of a sidecar proxy: the oracle sees exactly them, each
 /// owned by envoy's pid and fd.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn envoy_sockets_match_ss_exactly() {
     if !require_root("envoy_sockets_match_ss_exactly") {
@@ -372,6 +373,7 @@ fn envoy_sockets_match_ss_exactly() {
 /// pilot-agent starts envoy as its child: each holds only its own sockets (nothing leaks
 /// through exec), envoy's parent is pilot-agent, and envoy's XDS client is connected to
 /// pilot-agent's XDS listener.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn pilot_agent_spawns_envoy() {
     if !require_root("pilot_agent_spawns_envoy") {
@@ -476,6 +478,7 @@ fn pilot_agent_spawns_envoy() {
 /// Ambient: ztunnel opens its capture listeners inside the pod's netns, then lives in its
 /// own. From inside the pod, ss shows them without a process; from the node (all of /proc),
 /// ss still finds ztunnel by inode. An app binding 15001 in the pod gets EADDRINUSE.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn ambient_ztunnel_listens_in_pod_netns_from_its_own() {
     if !require_root("ambient_ztunnel_listens_in_pod_netns_from_its_own") {
@@ -553,6 +556,7 @@ fn ambient_ztunnel_listens_in_pod_netns_from_its_own() {
 /// Everything else the oracle must read right, checked against the helper's own account:
 /// v4-mapped, a fixed source address, a pod IP, TIME_WAIT, an unaccepted connection, every
 /// unix type, a bound device, a cross-process connection, EADDRINUSE without SO_REUSEPORT.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn ss_oracle_matches_helper_for_every_socket_kind() {
     if !require_root("ss_oracle_matches_helper_for_every_socket_kind") {
@@ -711,6 +715,7 @@ fn ss_oracle_matches_helper_for_every_socket_kind() {
 }
 
 /// A SIGKILLed helper's sockets vanish and the netns is deleted by the guard.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn guards_clean_up() {
     if !require_root("guards_clean_up") {

@@ -22,6 +22,7 @@ fn kind(p: &podports::render::json::ProcessDoc) -> String {
         .to_string()
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn an_app_calling_itself_envoy_is_not_the_proxy() {
     if !require_root("an_app_calling_itself_envoy_is_not_the_proxy") {
@@ -57,6 +58,7 @@ fn an_app_calling_itself_envoy_is_not_the_proxy() {
     assert!(text.contains("app (comm envoy but exe myapp)"), "{text}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn escape_sequences_and_invalid_utf8_never_reach_the_terminal_raw() {
     if !require_root("escape_sequences_and_invalid_utf8_never_reach_the_terminal_raw") {
@@ -113,6 +115,7 @@ fn escape_sequences_and_invalid_utf8_never_reach_the_terminal_raw() {
     assert_eq!(unix.processes[0].comm, "x\x1b[31mred\nz");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn root_without_cap_sys_ptrace_is_told_owners_are_hidden() {
     if !require_root("root_without_cap_sys_ptrace_is_told_owners_are_hidden") {
@@ -157,6 +160,7 @@ fn root_without_cap_sys_ptrace_is_told_owners_are_hidden() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_netns_pin_that_was_unmounted_is_not_a_namespace() {
     if !require_root("a_netns_pin_that_was_unmounted_is_not_a_namespace") {
@@ -175,6 +179,7 @@ fn a_netns_pin_that_was_unmounted_is_not_a_namespace() {
     assert!(err.contains(ns.name()), "{err}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn churn_every_run_succeeds_and_every_listed_socket_is_real() {
     if !require_root("churn_every_run_succeeds_and_every_listed_socket_is_real") {
@@ -246,6 +251,7 @@ fn churn_every_run_succeeds_and_every_listed_socket_is_real() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn podports_writes_nothing_but_its_own_output() {
     if !require_root("podports_writes_nothing_but_its_own_output") {

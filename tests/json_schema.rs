@@ -122,6 +122,7 @@ fn the_current_namespace_output_is_valid() {
 /// A simulated pod with every shape of socket: TCP v4 and v6 (v6only), a v4-mapped
 /// connection, UDP with a mark, TIME_WAIT, unix stream and datagram, named, abstract and
 /// unnamed ends, and a holder that lives in another namespace.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_simulated_pods_output_is_valid() {
     if !require_root("a_simulated_pods_output_is_valid") {

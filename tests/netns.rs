@@ -110,6 +110,7 @@ fn sidecar_pod() -> SidecarPod {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn sidecar_pod_matches_ss_with_kinds_roles_and_peer_roles() {
     if !require_root("sidecar_pod_matches_ss_with_kinds_roles_and_peer_roles") {
@@ -217,6 +218,7 @@ fn sidecar_pod_matches_ss_with_kinds_roles_and_peer_roles() {
     assert!(tw[0].processes.is_empty() && tw[0].uid.is_none());
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn pid_target_and_netns_target_agree() {
     if !require_root("pid_target_and_netns_target_agree") {
@@ -242,6 +244,7 @@ fn pid_target_and_netns_target_agree() {
     assert_eq!(by_pid.netns.inode, Some(pod.ns.inode()));
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn proc_source_agrees_with_netlink() {
     if !require_root("proc_source_agrees_with_netlink") {
@@ -281,6 +284,7 @@ fn proc_source_agrees_with_netlink() {
     assert_eq!(inet(&netlink), inet(&by_pid));
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn filters_keep_only_what_was_asked() {
     if !require_root("filters_keep_only_what_was_asked") {
@@ -319,6 +323,7 @@ fn filters_keep_only_what_was_asked() {
     assert!(want >= 3);
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn an_app_squatting_sidecar_ports_is_flagged() {
     if !require_root("an_app_squatting_sidecar_ports_is_flagged") {
@@ -375,6 +380,7 @@ fn an_app_squatting_sidecar_ports_is_flagged() {
 
 /// An ambient pod: ztunnel opens the pod's 15001/15006/15008 and DNS listeners inside the pod's
 /// namespace, then lives in its own.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn ambient_listeners_are_owned_by_ztunnel_from_another_netns() {
     if !require_root("ambient_listeners_are_owned_by_ztunnel_from_another_netns") {
@@ -456,6 +462,7 @@ fn doc_of(out: &Output) -> Document {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn unprivileged_inside_the_pod_sees_every_socket_and_is_told_owners_are_hidden() {
     if !require_root("unprivileged_inside_the_pod_sees_every_socket_and_is_told_owners_are_hidden")
@@ -480,6 +487,7 @@ fn unprivileged_inside_the_pod_sees_every_socket_and_is_told_owners_are_hidden()
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn unprivileged_outside_falls_back_to_proc_for_a_pid_and_fails_for_a_netns() {
     if !require_root("unprivileged_outside_falls_back_to_proc_for_a_pid_and_fails_for_a_netns") {
@@ -530,6 +538,7 @@ fn threads_in(ino: u64) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn entering_a_namespace_leaves_no_thread_behind() {
     if !require_root("entering_a_namespace_leaves_no_thread_behind") {

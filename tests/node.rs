@@ -560,6 +560,7 @@ fn cgroup_line(pid: i32, v1: bool) -> String {
 // ---------------------------------------------------------------------------------------------
 // Live tests
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn pod_by_name_uid_and_container_lists_what_ss_lists() {
     if !require_root("pod_by_name_uid_and_container_lists_what_ss_lists") {
@@ -660,6 +661,7 @@ fn pod_by_name_uid_and_container_lists_what_ss_lists() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn every_layout_resolves_crio_monitor_skipped() {
     if !require_root("every_layout_resolves_crio_monitor_skipped") {
@@ -788,6 +790,7 @@ fn every_layout_resolves_crio_monitor_skipped() {
     drop(conmon);
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn all_pods_lists_each_namespace_once_grouped_by_pod() {
     if !require_root("all_pods_lists_each_namespace_once_grouped_by_pod") {
@@ -902,6 +905,7 @@ fn all_pods_lists_each_namespace_once_grouped_by_pod() {
     assert!(t.contains("hostNetwork pods: "), "{t}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_socket_no_process_holds_is_named_by_its_cgroup() {
     if !require_root("a_socket_no_process_holds_is_named_by_its_cgroup") {
@@ -969,6 +973,7 @@ fn a_socket_no_process_holds_is_named_by_its_cgroup() {
     assert!(t.contains("- (cgroup of app)"), "{t}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn pods_are_found_from_inside_a_cgroup_namespace() {
     if !require_root("pods_are_found_from_inside_a_cgroup_namespace") {
@@ -1179,6 +1184,7 @@ fn pod_flags_are_checked() {
 /// logs kept elsewhere): the runtime's own record of each container (containerd's config.json
 /// for one pod, CRI-O's for another, docker's config.v2.json under cri-dockerd for a third)
 /// names the pod and the containers, and `--pod` finds the pod.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not() {
     if !require_root("the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not") {

@@ -97,6 +97,7 @@ fn key(s: &SocketDoc) -> Key {
     (inet(&s.local), inet(&s.remote), s.state.clone(), s.inode)
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn ten_thousand_sockets_match_ss_in_count_and_owners() {
     if !require_root("ten_thousand_sockets_match_ss_in_count_and_owners") {

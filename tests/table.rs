@@ -127,6 +127,7 @@ fn assert_fits(out: &str, width: usize) {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_sidecar_table_fits_80_120_and_200_columns_and_loses_nothing() {
     if !require_root("the_sidecar_table_fits_80_120_and_200_columns_and_loses_nothing") {
@@ -161,6 +162,7 @@ fn the_sidecar_table_fits_80_120_and_200_columns_and_loses_nothing() {
     assert!(narrow.contains("/socket"), "{narrow}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn off_a_terminal_nothing_is_shortened_and_no_line_ends_in_a_space() {
     if !require_root("off_a_terminal_nothing_is_shortened_and_no_line_ends_in_a_space") {
@@ -211,6 +213,7 @@ fn off_a_terminal_nothing_is_shortened_and_no_line_ends_in_a_space() {
 
 /// A real terminal: a pseudo-terminal from script(1), sized with stty, COLUMNS unset (the
 /// TIOCGWINSZ path), then COLUMNS set (it wins).
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn on_a_real_terminal_the_table_fits_its_width() {
     if !require_root("on_a_real_terminal_the_table_fits_its_width") {

@@ -132,6 +132,7 @@ fn addr(e: &EndpointDoc) -> &str {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owner() {
     if !require_root(
@@ -237,6 +238,7 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
     assert_eq!(closed.len(), 2 * made.len() + refused, "{closed:#?}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_burst_of_short_connections_is_reported_whole_or_its_loss_is_counted() {
     if !require_root("a_burst_of_short_connections_is_reported_whole_or_its_loss_is_counted") {
@@ -293,6 +295,7 @@ fn a_burst_of_short_connections_is_reported_whole_or_its_loss_is_counted() {
 
 /// The loss count is the kernel's: with a receive buffer of a few messages, a burst overflows
 /// it, and what was read plus what is counted lost is exactly what was destroyed.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn events_read_plus_events_counted_lost_are_exactly_the_sockets_destroyed() {
     if !require_root("events_read_plus_events_counted_lost_are_exactly_the_sockets_destroyed") {
@@ -332,6 +335,7 @@ fn events_read_plus_events_counted_lost_are_exactly_the_sockets_destroyed() {
 /// A non-root user with no capability, inside the namespace (as in a `kubectl debug`
 /// container without the netadmin profile): the kernel lets it join the destroy groups, so
 /// closed connections are still reported; podports says what CAP_NET_ADMIN would add.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn without_cap_net_admin_inside_the_namespace_events_still_come_and_the_buffer_is_told() {
     if !require_root(
@@ -387,6 +391,7 @@ fn without_cap_net_admin_inside_the_namespace_events_still_come_and_the_buffer_i
 
 /// A non-root user outside the namespace, with no capability: it cannot enter the namespace,
 /// so the listing comes from /proc/PID/net and the watch polls, and says so.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn without_a_way_into_the_namespace_the_watch_polls_and_says_so() {
     if !require_root("without_a_way_into_the_namespace_the_watch_polls_and_says_so") {
@@ -427,6 +432,7 @@ fn without_a_way_into_the_namespace_the_watch_polls_and_says_so() {
 }
 
 /// The screen: the section under the listing groups what closed.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_screen_shows_a_closed_since_last_look_section() {
     if !require_root("the_screen_shows_a_closed_since_last_look_section") {

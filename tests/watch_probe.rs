@@ -125,6 +125,7 @@ fn result(doc: &ProbeDocument, port: u16) -> &ResultDoc {
 // ---------------------------------------------------------------------------------------------
 // probe
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn probe_reports_a_healthy_port_a_503_and_a_port_where_nothing_listens() {
     if !require_root("probe_reports_a_healthy_port_a_503_and_a_port_where_nothing_listens")
@@ -203,6 +204,7 @@ fn probe_reports_a_healthy_port_a_503_and_a_port_where_nothing_listens() {
     assert_eq!(doc.results.len(), 1);
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn probe_asks_the_pods_own_address_and_gives_up_on_a_port_that_never_answers() {
     if !require_root("probe_asks_the_pods_own_address_and_gives_up_on_a_port_that_never_answers")
@@ -245,6 +247,7 @@ fn probe_asks_the_pods_own_address_and_gives_up_on_a_port_that_never_answers() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn probe_passes_when_every_port_answers_and_over_ipv6_loopback() {
     if !require_root("probe_passes_when_every_port_answers_and_over_ipv6_loopback")
@@ -277,6 +280,7 @@ fn probe_passes_when_every_port_answers_and_over_ipv6_loopback() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn probe_with_nothing_to_ask_says_so_and_passes() {
     if !require_root("probe_with_nothing_to_ask_says_so_and_passes") {
@@ -348,6 +352,7 @@ fn local_port(e: &WatchEvent) -> Option<u16> {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn watch_reports_a_listener_that_comes_up_and_goes() {
     if !require_root("watch_reports_a_listener_that_comes_up_and_goes") {
@@ -386,6 +391,7 @@ fn watch_reports_a_listener_that_comes_up_and_goes() {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn watch_ends_with_0_when_the_reader_goes_away_even_if_nothing_changes() {
     if !require_root("watch_ends_with_0_when_the_reader_goes_away_even_if_nothing_changes") {
