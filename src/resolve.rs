@@ -40,16 +40,56 @@ pub(crate) fn resolve(
     req: &Request,
     procfs: &ProcRoot,
 ) -> Result<(Resolved, Option<PodTarget>), Error> {
-    let pod = pod_target(req, procfs)?;
-    let target = match &pod {
-        Some(p) => {
-            let mut r = resolve_pid(p.pid, procfs)?;
-            r.label = p.label.clone();
-            r
-        }
-        None => resolve_netns(req, procfs)?,
+    let Some(pod) = pod_target(req, procfs)? else {
+        return Ok((resolve_netns(req, procfs)?, None));
     };
-    Ok((target, pod))
+    let mut r = resolve_pod_pid(&pod, procfs)?;
+    r.label = pod.label.clone();
+    Ok((r, Some(pod)))
+}
+
+/// Opens the namespace of the process the scan chose for a pod, and makes sure it is still
+/// that process: a pid that exited after the scan and was reused by another process would
+/// hand us someone else's namespace. Compared: the namespace opened with the one the scan
+/// recorded, and the pid's cgroup read again after opening with the scan's (pod, container).
+fn resolve_pod_pid(pod: &PodTarget, procfs: &ProcRoot) -> Result<Resolved, Error> {
+    let r = resolve_pid(pod.pid, procfs)?;
+    let scanned = pod.node.process(pod.pid);
+    let now = crate::sys::node::pod_process(procfs, pod.pid);
+    match still_the_scanned_process(scanned, r.inode, now.as_ref()) {
+        Ok(()) => Ok(r),
+        Err(why) => Err(Error::Unreachable(format!(
+            "{}: pid {} {why} between the scan of the node and the opening of its network              namespace; run again",
+            pod.label, pod.pid
+        ))),
+    }
+}
+
+/// Whether the process whose namespace was opened (`opened`: its inode; `now`: its pod and
+/// container read after opening) is the one the scan recorded. `Err` says what changed.
+pub(crate) fn still_the_scanned_process(
+    scanned: Option<&crate::sys::node::PodProcess>,
+    opened: Option<u64>,
+    now: Option<&crate::sys::node::PodProcess>,
+) -> Result<(), &'static str> {
+    let Some(scanned) = scanned else {
+        return Err("was not found by the scan");
+    };
+    let Some(now) = now else {
+        return Err("exited, or left the pod's cgroup,");
+    };
+    if now.placement.pod_uid != scanned.placement.pod_uid
+        || now.placement.container.as_ref().map(|c| &c.id)
+            != scanned.placement.container.as_ref().map(|c| &c.id)
+    {
+        return Err("was reused by a process of another pod or container");
+    }
+    if let (Some(was), Some(opened)) = (scanned.netns, opened)
+        && was != opened
+    {
+        return Err("was reused (its network namespace is not the one the scan saw)");
+    }
+    Ok(())
 }
 
 /// The target's network namespace, resolved and opened as `inspect` does it, for work inside
@@ -59,7 +99,7 @@ pub(crate) fn resolve(
 pub fn open_netns(req: &Request) -> Result<Netns, Error> {
     let procfs = ProcRoot::new(req.host.proc_dir());
     let target = match pod_target(req, &procfs)? {
-        Some(p) => resolve_pid(p.pid, &procfs)?,
+        Some(p) => resolve_pod_pid(&p, &procfs)?,
         None => resolve_netns(req, &procfs)?,
     };
     target.ns.ok_or_else(|| {
@@ -249,4 +289,64 @@ fn target_of(node: Node, uid: String, container: Option<String>) -> Result<PodTa
         label,
         node,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::still_the_scanned_process;
+    use crate::parse::cgroup::parse_path;
+    use crate::sys::node::PodProcess;
+
+    const POD_A: &str = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1c2a3b_4d5e_4f60_8a71_92b3c4d5e6f7.slice/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
+    const POD_A_OTHER_CONTAINER: &str = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1c2a3b_4d5e_4f60_8a71_92b3c4d5e6f7.slice/cri-containerd-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.scope";
+    const POD_B: &str = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0a1b2c3d_4e5f_4a6b_8c7d_8e9fa0b1c2d3.slice/cri-containerd-cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.scope";
+
+    fn process(pid: i32, cgroup: &str, netns: Option<u64>) -> PodProcess {
+        PodProcess {
+            pid,
+            placement: parse_path(cgroup).expect("a pod cgroup path"),
+            conflict: false,
+            comm: None,
+            netns,
+            netns_denied: false,
+        }
+    }
+
+    #[test]
+    fn the_same_process_passes() {
+        let scanned = process(4242, POD_A, Some(4026532001));
+        assert_eq!(
+            still_the_scanned_process(Some(&scanned), Some(4026532001), Some(&scanned)),
+            Ok(())
+        );
+        // The scan could not read the namespace link: the cgroup still decides.
+        let unnamed = process(4242, POD_A, None);
+        assert_eq!(
+            still_the_scanned_process(Some(&unnamed), Some(4026532001), Some(&unnamed)),
+            Ok(())
+        );
+    }
+
+    /// The pid the scan chose for pod A exited; the kernel gave the pid to a process of pod B
+    /// (or of another container of A, or of no pod) before the namespace was opened.
+    #[test]
+    fn a_pid_reused_between_the_scan_and_the_open_is_refused() {
+        let scanned = process(4242, POD_A, Some(4026532001));
+        let reused_by_b = process(4242, POD_B, Some(4026532002));
+        assert!(
+            still_the_scanned_process(Some(&scanned), Some(4026532002), Some(&reused_by_b))
+                .is_err()
+        );
+        let reused_in_pod = process(4242, POD_A_OTHER_CONTAINER, Some(4026532001));
+        assert!(
+            still_the_scanned_process(Some(&scanned), Some(4026532001), Some(&reused_in_pod))
+                .is_err()
+        );
+        assert!(still_the_scanned_process(Some(&scanned), Some(4026532001), None).is_err());
+        // Same cgroup, but the namespace opened is not the one the scan saw.
+        assert!(
+            still_the_scanned_process(Some(&scanned), Some(4026532009), Some(&scanned)).is_err()
+        );
+        assert!(still_the_scanned_process(None, Some(4026532001), Some(&scanned)).is_err());
+    }
 }

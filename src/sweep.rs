@@ -79,6 +79,15 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
                 continue;
             }
         };
+        // The pid was chosen by the scan: reused since, it would show another namespace.
+        if let (Some(scanned), Some(opened)) = (inode, resolved.inode)
+            && scanned != opened
+        {
+            warnings.push(format!(
+                "{label} skipped: pid {pid} was reused between the scan of the node and the                  opening of its network namespace; run again"
+            ));
+            continue;
+        }
         resolved.label = label.clone();
         let mut w = Vec::new();
         let (mut sockets, source) = match dump::dump(req, &resolved, &procfs, &mut w) {
