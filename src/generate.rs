@@ -24,7 +24,7 @@ pub fn completions(shell: Shell, out: &mut impl Write) -> io::Result<()> {
     let script = match shell {
         Shell::Bash => format!("{script}{BASH_NETNS}"),
         Shell::Zsh => zsh_with_netns(&script),
-        Shell::Fish => format!("{script}{FISH_NETNS}"),
+        Shell::Fish => format!("{}{FISH_NETNS}", fish_top_level_values(&script)),
         _ => script.into_owned(),
     };
     out.write_all(script.as_bytes())
@@ -53,8 +53,19 @@ const FISH_NETNS: &str = r#"
 function __fish_podports_netns
     command ls -A /run/netns 2>/dev/null
 end
-complete -c podports -l netns -a '(__fish_podports_netns)'
+complete -c podports -l netns -r -a '(__fish_podports_netns)'
 "#;
+
+/// fish: clap's `__fish_podports_needs_command` parses the words typed so far with `argparse`,
+/// which fails while the last word is an option still waiting for its value (`podports -o `),
+/// and then no top-level completion applies: `-o` offered files, not its formats. A parse
+/// that fails there still means no subcommand was typed.
+fn fish_top_level_values(script: &str) -> String {
+    script.replace(
+        "argparse -s (__fish_podports_global_optspecs) -- $cmd 2>/dev/null\n    or return\n",
+        "argparse -s (__fish_podports_global_optspecs) -- $cmd 2>/dev/null\n    or return 0\n",
+    )
+}
 
 /// zsh: `--netns` offers the names under /run/netns beside files.
 fn zsh_with_netns(script: &str) -> String {

@@ -118,6 +118,69 @@ fn the_man_page_covers_the_options_and_subcommands() {
     }
 }
 
+/// fish itself completes (`complete -C`, as at a prompt): `--profile` the built-in names, `-o`
+/// its formats at the top level as after a subcommand, `--netns` the names under /run/netns.
+/// Needs fish: without it this skips, saying so, and under CI=true (which installs it) fails.
+#[test]
+fn fish_completes_profiles_formats_and_netns_names() {
+    if Command::new("fish").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "fish is not installed; CI=true, so this is a failure (.ci/run installs it)"
+        );
+        eprintln!("skipping fish_completes_profiles_formats_and_netns_names: fish not installed");
+        return;
+    }
+    let out = podports(&["completions", "fish"]);
+    let script = std::env::temp_dir().join(format!("podports-fish-{}", std::process::id()));
+    fs::write(&script, &out.stdout).unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let cmd = format!("source '{}'; complete -C '{line}'", script.display());
+        let o = Command::new("fish")
+            .args(["--no-config", "-c", &cmd])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        // Each line is `VALUE<TAB>description`.
+        text(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        complete("podports check --profile istio-s"),
+        ["istio-sidecar"]
+    );
+    assert_eq!(
+        complete("podports check --profile ").len(),
+        podports::check::profiles::ALL.len()
+    );
+    for line in ["podports -o ", "podports --pid 1 -o ", "podports check -o "] {
+        let formats = complete(line);
+        for f in ["table", "json"] {
+            assert!(formats.iter().any(|g| g == f), "{line:?}: {formats:?}");
+        }
+    }
+    let name = format!("podports-fish-{}", std::process::id());
+    let dir = Path::new("/run/netns").join(&name);
+    if fs::create_dir_all(&dir).is_ok() {
+        let top = complete("podports --netns podports-fish-");
+        let check = complete("podports check --netns podports-fish-");
+        let _ = fs::remove_dir(&dir);
+        assert!(top.contains(&name), "{top:?}");
+        assert!(check.contains(&name), "{check:?}");
+    } else if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!(
+            "cannot make {}: the --netns completion is not tested",
+            dir.display()
+        );
+    } else {
+        eprintln!("skipping the --netns part: cannot make {}", dir.display());
+    }
+    let _ = fs::remove_file(&script);
+}
+
 /// bash itself completes: `--profile` the built-in names, `-o` the formats, `--netns` the
 /// names under /run/netns (a directory the test fills when it may: a name made with mkdir is
 /// enough for completion, and is removed again).
