@@ -353,6 +353,20 @@ fn look(ns: &Netns, filters: Filters) -> Inspection {
     inspect::inspect(&request, &Catalog::builtin().unwrap()).expect("inspect the namespace")
 }
 
+/// The namespace's address families, as `check` reads them.
+fn families(ns: &Netns) -> podports::check::eval::Families {
+    let request = Request {
+        target: Target::Netns(ns.name().to_string()),
+        source: Source::Netlink,
+        filters: Filters::default(),
+        host: HostRoot::new("/"),
+        fd_walk: FdWalk::Auto,
+    };
+    let (families, warning) = podports::check::run::families(&request);
+    assert_eq!(warning, None);
+    families
+}
+
 fn table(ins: &Inspection) -> String {
     let mut out = Vec::new();
     table::write(&mut out, ins, Detail::Normal, Layout::PLAIN).unwrap();
@@ -472,7 +486,12 @@ fn the_sidecar_pod_examples() {
 
     // check, against the file the docs show (it extends istio-sidecar).
     let exp = expect::load(CHECK_FILE, Format::Yaml, "podports.yaml").expect("the docs' file");
-    let report = Report::new(&exp, vec!["podports.yaml".into()], &after);
+    let report = Report::new(
+        &exp,
+        vec!["podports.yaml".into()],
+        &after,
+        families(&pod.ns),
+    );
     let mut out = Vec::new();
     check::write_table(&mut out, &report, false, Layout::PLAIN).unwrap();
     assert!(!report.passed());

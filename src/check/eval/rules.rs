@@ -6,11 +6,14 @@ use std::net::IpAddr;
 
 use super::{CheckKind, Found, Outcome, Status, Visibility, Who};
 use crate::catalog::{Bind, suffix_on_boundary};
-use crate::check::expect::{BindSpec, Expectations, Forbid, Listen, Owner, Target, UnixKey};
+use crate::check::expect::{
+    BindSpec, Dropped, Expectations, Forbid, Listen, Origin, Owner, Removed, Target, UnixKey,
+};
 use crate::escape::endpoint;
 use crate::model::{Endpoint, Proto, SockType, Socket, State, UnixName};
 
-/// Evaluates every expectation: `listen` items, then `forbid` items, then `strict`.
+/// Evaluates every expectation: `listen` items, then `forbid` items, then what a file
+/// dropped (reported, never checked), then `strict`.
 pub fn evaluate(exp: &Expectations, sockets: &[Socket], vis: Visibility) -> Vec<Outcome> {
     let listeners: Vec<&Socket> = sockets.iter().filter(|s| is_listener(s)).collect();
     let mut out: Vec<Outcome> = exp
@@ -19,21 +22,23 @@ pub fn evaluate(exp: &Expectations, sockets: &[Socket], vis: Visibility) -> Vec<
         .map(|l| eval_listen(l, &listeners, vis))
         .collect();
     out.extend(exp.forbid.iter().map(|f| eval_forbid(f, &listeners, vis)));
+    out.extend(exp.dropped.iter().map(dropped));
     if let Some(origin) = &exp.strict {
-        out.push(eval_strict(&exp.listen, origin, &listeners));
+        let named: Vec<&Listen> = exp.named().collect();
+        out.push(eval_strict(&named, origin, &listeners));
     }
     out
 }
 
-/// A socket something can connect or send to: TCP LISTEN, bound UDP, a unix listener or bound
-/// unix datagram socket. Port 0 and unnamed unix sockets are no listeners.
+/// A socket something can connect or send to: TCP LISTEN, bound UDP, a unix listener or a
+/// bound unix datagram socket, whatever its state: once a client connect()s to it the kernel
+/// shows it ESTABLISHED (Linux 5.15+ marks both ends), and it still receives. Port 0 and
+/// unnamed unix sockets are no listeners.
 pub fn is_listener(s: &Socket) -> bool {
     let state = match s.proto {
         Proto::Tcp => s.state == State::Listen,
         Proto::Udp => s.state == State::Unconn,
-        Proto::Unix => {
-            s.state == State::Listen || (s.state == State::Unconn && s.sock_type == SockType::Dgram)
-        }
+        Proto::Unix => s.state == State::Listen || s.sock_type == SockType::Dgram,
     };
     let named = match &s.local {
         Endpoint::Inet { port, .. } => *port != 0,
@@ -126,6 +131,13 @@ fn eval_listen(l: &Listen, listeners: &[&Socket], vis: Visibility) -> Outcome {
         }
     }
     let mut unknown = None;
+    if l.bind == BindSpec::Class(Bind::Wildcard) {
+        match reach(&selected, vis, l.target.port().unwrap_or(0)) {
+            Reach::Yes => {}
+            Reach::No(why) => problems.push(why),
+            Reach::Unknown(why) => unknown = Some(why),
+        }
+    }
     if let Some(owner) = &l.owner {
         let wrong = others(&selected, owner);
         let unseen = selected.iter().filter(|s| s.holders.is_empty()).count();
@@ -133,7 +145,11 @@ fn eval_listen(l: &Listen, listeners: &[&Socket], vis: Visibility) -> Outcome {
             problems.push(format!("held by {} (expected {owner})", who_list(&wrong)));
         }
         if unseen > 0 {
-            unknown = Some(owner_unknown(vis, owner, unseen));
+            let why = owner_unknown(vis, owner, unseen);
+            unknown = Some(match unknown {
+                Some(before) => format!("{before}; {why}"),
+                None => why,
+            });
         }
     }
     o.found = group(&selected);
@@ -186,12 +202,89 @@ fn eval_forbid(f: &Forbid, listeners: &[&Socket], vis: Visibility) -> Outcome {
     o
 }
 
-fn eval_strict(listen: &[Listen], origin: &str, listeners: &[&Socket]) -> Outcome {
+/// Whether clients of every family the pod has reach a wildcard listener of the port: IPv4
+/// ones need `0.0.0.0` or a dual-stack `[::]` (IPV6_V6ONLY off), IPv6 ones a `[::]`.
+enum Reach {
+    Yes,
+    No(String),
+    Unknown(String),
+}
+
+fn reach(selected: &[&Socket], vis: Visibility, port: u16) -> Reach {
+    let (need4, need6) = vis.families.needed();
+    let mut v4 = false;
+    let mut v4_maybe = false;
+    let mut v6 = false;
+    for s in selected {
+        match addr_of(s) {
+            Some(IpAddr::V4(a)) if a.is_unspecified() => v4 = true,
+            Some(IpAddr::V6(a)) if a.is_unspecified() => {
+                v6 = true;
+                match s.v6only {
+                    Some(false) => v4 = true,
+                    Some(true) => {}
+                    None => v4_maybe = true,
+                }
+            }
+            Some(IpAddr::V6(a)) if a.to_canonical().is_unspecified() => v4 = true,
+            _ => {}
+        }
+    }
+    let pod = format!("the pod's addresses are {}", vis.families);
+    if need4 && !v4 {
+        if v4_maybe {
+            return Reach::Unknown(format!(
+                "whether IPv4 clients reach [::]:{port} is unknown: the sockets were read from                  /proc/net text, which does not say whether it is IPv6-only (IPV6_V6ONLY);                  {pod}"
+            ));
+        }
+        let only = if v6 {
+            format!("[::]:{port} is IPv6-only (IPV6_V6ONLY) and nothing listens on 0.0.0.0:{port}")
+        } else {
+            format!("nothing listens on 0.0.0.0:{port} or a dual-stack [::]:{port}")
+        };
+        return Reach::No(format!(
+            "IPv4 clients cannot reach it: {only} ({pod}; expected 0.0.0.0 or a dual-stack [::])"
+        ));
+    }
+    if need6 && !v6 {
+        return Reach::No(format!(
+            "IPv6 clients cannot reach it: nothing listens on [::]:{port} ({pod}; expected [::] \
+             as well)"
+        ));
+    }
+    Reach::Yes
+}
+
+/// A profile item a file dropped: reported with who dropped it, never checked.
+fn dropped(d: &Dropped) -> Outcome {
+    let (check, expected, name, origin) = match &d.item {
+        Removed::Listen(l) => (CheckKind::Listen, l.describe(), &l.name, &l.origin),
+        Removed::Forbid(f) => (CheckKind::Forbid, f.describe(), &f.name, &f.origin),
+    };
+    let mut o = outcome(check, expected, name, origin);
+    o.status = Status::Dropped;
+    o.reason = format!("dropped by {}: not checked", d.by.at());
+    o.dropped_by = Some(d.by.clone());
+    if let Removed::Listen(l) = &d.item {
+        o.target = Some(l.target.clone());
+        o.owner = l.owner.clone();
+        o.bind = Some(l.bind);
+        o.optional = l.optional;
+    }
+    if let Removed::Forbid(f) = &d.item {
+        o.target = Some(f.target.clone());
+        o.owner = f.owner.clone();
+        o.bind = Some(f.bind);
+    }
+    o
+}
+
+fn eval_strict(listen: &[&Listen], origin: &str, listeners: &[&Socket]) -> Outcome {
     let mut o = outcome(
         CheckKind::Strict,
         "strict: no listener beyond the `listen` items".into(),
         &None,
-        origin,
+        &Origin::new(origin),
     );
     let extras: Vec<&Socket> = listeners
         .iter()
@@ -210,12 +303,13 @@ fn eval_strict(listen: &[Listen], origin: &str, listeners: &[&Socket]) -> Outcom
     o
 }
 
-fn outcome(check: CheckKind, expected: String, name: &Option<String>, origin: &str) -> Outcome {
+fn outcome(check: CheckKind, expected: String, name: &Option<String>, origin: &Origin) -> Outcome {
     Outcome {
         check,
         name: name.clone(),
         expected,
-        origin: origin.to_string(),
+        origin: origin.clone(),
+        dropped_by: None,
         status: Status::Pass,
         reason: String::new(),
         found: Vec::new(),
