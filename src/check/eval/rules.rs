@@ -31,14 +31,18 @@ pub fn evaluate(exp: &Expectations, sockets: &[Socket], vis: Visibility) -> Vec<
 }
 
 /// A socket something can connect or send to: TCP LISTEN, bound UDP, a unix listener or a
-/// bound unix datagram socket, whatever its state: once a client connect()s to it the kernel
-/// shows it ESTABLISHED (Linux 5.15+ marks both ends), and it still receives. Port 0 and
-/// unnamed unix sockets are no listeners.
+/// bound unix datagram socket, also once a client connect()ed to it (the kernel then shows it
+/// ESTABLISHED, with no peer of its own, and it still receives). Port 0 and unnamed unix
+/// sockets are no listeners.
 pub fn is_listener(s: &Socket) -> bool {
     let state = match s.proto {
         Proto::Tcp => s.state == State::Listen,
         Proto::Udp => s.state == State::Unconn,
-        Proto::Unix => s.state == State::Listen || s.sock_type == SockType::Dgram,
+        Proto::Unix => {
+            s.state == State::Listen
+                || (s.state == State::Unconn && s.sock_type == SockType::Dgram)
+                || s.is_connected_to_dgram()
+        }
     };
     let named = match &s.local {
         Endpoint::Inet { port, .. } => *port != 0,
@@ -131,7 +135,11 @@ fn eval_listen(l: &Listen, listeners: &[&Socket], vis: Visibility) -> Outcome {
         }
     }
     let mut unknown = None;
-    if l.bind == BindSpec::Class(Bind::Wildcard) {
+    // With no wildcard listener at all, "bound to ..." above says it all.
+    let any_wildcard = selected
+        .iter()
+        .any(|s| addr_of(s).is_some_and(|a| a.to_canonical().is_unspecified()));
+    if l.bind == BindSpec::Class(Bind::Wildcard) && any_wildcard {
         match reach(&selected, vis, l.target.port().unwrap_or(0)) {
             Reach::Yes => {}
             Reach::No(why) => problems.push(why),
