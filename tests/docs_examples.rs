@@ -573,3 +573,32 @@ fn the_expectation_file_errors() {
     }
     golden("check-errors.txt", &got);
 }
+
+/// A Markdown block after `<!-- file PATH -->` shows the file PATH exactly (the annotated
+/// expectation file of docs/check.md is fixtures/check/readme-example.yaml, which the netns
+/// tests check against real pods); at least one such block exists.
+#[test]
+fn shown_files_are_the_files() {
+    let mut seen = 0;
+    for md in markdown_files() {
+        let text = fs::read_to_string(&md).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("<!-- file ") {
+            let after = &rest[at + "<!-- file ".len()..];
+            let (path, after) = after.split_once(" -->\n").expect("`<!-- file PATH -->`");
+            let (_fence, body) = after.split_once('\n').expect("a fenced block");
+            let end = body.find("```\n").expect("the block's end");
+            let want = fs::read_to_string(root().join(path))
+                .unwrap_or_else(|e| panic!("{}: {path}: {e}", md.display()));
+            assert_eq!(
+                &body[..end],
+                want,
+                "{} shows {path} differently",
+                md.display()
+            );
+            seen += 1;
+            rest = &body[end..];
+        }
+    }
+    assert!(seen >= 1, "no `<!-- file PATH -->` block found");
+}
