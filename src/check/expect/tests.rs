@@ -62,6 +62,7 @@ fn every_malformed_file_is_rejected_with_line_and_column() {
         ("bad-not-a-mapping.yaml", Some((1, 1)), "expected mapping start"),
         ("bad-empty.yaml", None, "expects nothing: add `extends: PROFILE`, `listen:`, `forbid:` or `strict: true`"),
         ("bad-trailing-comma.json", Some((4, 3)), "trailing comma"),
+        ("bad-drop-nothing.yaml", Some((4, 5)), "`drop` tcp/15005: no profile this file extends (istio-sidecar) requires or forbids it"),
         ("bad-unknown-key.json", Some((3, 43)), "unknown field `colour`"),
     ];
     let on_disk = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/check"))
