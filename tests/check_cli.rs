@@ -97,7 +97,7 @@ fn malformed_files_name_the_file_line_and_column() {
         (
             "bad-unknown-key.yaml",
             ":3:5: unknown field `colour`, expected one of name, port, path, proto, owner, bind, \
-             optional",
+             owner_netns, optional",
         ),
         ("bad-port-string.yaml", ":2:11: port \"9080\" is text"),
         (

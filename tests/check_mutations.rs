@@ -369,6 +369,51 @@ fn every_single_mutation_of_every_profile_is_caught() {
         }
     }
 
+    // The annotated example of docs/check.md, on the sidecar pod with the app's port: it
+    // passes the conformant pod and fails one without Envoy's admin and readiness ports.
+    let example =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/check/readme-example.yaml");
+    let example_args = ["--expect", example.to_str().unwrap()];
+    let sidecar = profiles::get("istio-sidecar").unwrap();
+    let exp = expect::load(sidecar.text, Format::Yaml, sidecar.name).unwrap();
+    let (mut conformant, _) = plan(sidecar.name, &exp);
+    conformant.push(Sock {
+        op: "tcp-listen=10.0.0.5:9080".into(),
+        dir: None,
+        exe: "myapp".into(),
+        outside: false,
+    });
+    let pod = start(&conformant);
+    let (code, doc) = check(&pod, &example_args);
+    assert_eq!(
+        code,
+        Some(0),
+        "the example fails a conformant pod: {:#?}",
+        failing(&doc)
+    );
+    drop(pod);
+    let broken: Vec<Sock> = conformant
+        .into_iter()
+        .filter(|s| !s.op.ends_with(":15000") && !s.op.ends_with(":15021"))
+        .collect();
+    let pod = start(&broken);
+    let (code, doc) = check(&pod, &example_args);
+    let fails = failing(&doc);
+    let ok = code == Some(1)
+        && fails.iter().any(|f| f.contains("tcp/15000"))
+        && fails.iter().any(|f| f.contains("tcp/15021"));
+    if !ok {
+        escaped.push(format!(
+            "readme-example.yaml: exit {code:?}, failing {fails:#?}"
+        ));
+    }
+    rows.push((
+        "docs/check.md's example".into(),
+        "fixtures/check/readme-example.yaml".into(),
+        "Envoy's 15000 and 15021 removed".into(),
+        ok,
+    ));
+
     let caught = rows.iter().filter(|r| r.3).count();
     let mut doc = String::new();
     doc.push_str(

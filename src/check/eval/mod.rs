@@ -174,6 +174,8 @@ pub struct Visibility {
     pub owners_hidden: bool,
     /// The address families the pod's clients come from, which `bind: wildcard` must serve.
     pub families: Families,
+    /// The inode of the target's network namespace, for `owner_netns`.
+    pub netns: Option<u64>,
 }
 
 /// The address families of a pod: those of its addresses other than loopback and IPv6
@@ -299,6 +301,7 @@ impl Report {
         let vis = Visibility {
             owners_hidden: ins.hidden_owners > 0,
             families,
+            netns: ins.netns.inode,
         };
         Report {
             outcomes: evaluate(exp, &ins.sockets, vis),

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use super::{CheckKind, Found, Outcome, Status, Visibility, Who};
 use crate::catalog::{Bind, suffix_on_boundary};
 use crate::check::expect::{
-    BindSpec, Dropped, Expectations, Forbid, Listen, Origin, Owner, Removed, Target, UnixKey,
+    BindSpec, Dropped, Expectations, Forbid, Listen, Origin, Owner, OwnerNetns, Removed, Target,
+    UnixKey,
 };
 use crate::escape::endpoint;
 use crate::model::{Endpoint, Proto, SockType, Socket, State, UnixName};
@@ -152,6 +153,27 @@ fn eval_listen(l: &Listen, listeners: &[&Socket], vis: Visibility) -> Outcome {
         if !wrong.is_empty() {
             problems.push(format!("held by {} (expected {owner})", who_list(&wrong)));
         }
+        if let Some(want) = l.owner_netns {
+            let (misplaced, unsure) = netns_misplaced(&selected, want, vis.netns);
+            if !misplaced.is_empty() {
+                let expected = match want {
+                    OwnerNetns::Other => {
+                        "from the pod's own network namespace (expected a process in another: \
+                         ambient ztunnel holds the pod's listeners from its own)"
+                    }
+                    OwnerNetns::Own => {
+                        "from another network namespace (expected a process in the pod's own)"
+                    }
+                };
+                problems.push(format!("held by {} {expected}", who_list(&misplaced)));
+            } else if unsure > 0 && unknown.is_none() {
+                unknown = Some(format!(
+                    "{unsure} holder(s) of the port have no readable network namespace, so \
+                     whether they hold it from the pod's own (owner_netns={}) is unknown",
+                    want.as_str()
+                ));
+            }
+        }
         if unseen > 0 {
             let why = owner_unknown(vis, owner, unseen);
             unknown = Some(match unknown {
@@ -261,6 +283,33 @@ fn reach(selected: &[&Socket], vis: Visibility, port: u16) -> Reach {
         ));
     }
     Reach::Yes
+}
+
+/// Holders of `sockets` in the wrong network namespace for `want` (once each), and how many
+/// holders' namespaces are unknown.
+fn netns_misplaced(
+    sockets: &[&Socket],
+    want: OwnerNetns,
+    target: Option<u64>,
+) -> (Vec<Who>, usize) {
+    let mut wrong: Vec<Who> = Vec::new();
+    let mut unsure = 0;
+    for h in sockets.iter().flat_map(|s| &s.holders) {
+        match (h.process.netns_inode, target) {
+            (Some(n), Some(t)) => {
+                let inside = n == t;
+                let bad = match want {
+                    OwnerNetns::Other => inside,
+                    OwnerNetns::Own => !inside,
+                };
+                if bad && !wrong.iter().any(|w| w.pid == h.process.pid) {
+                    wrong.push(who(h));
+                }
+            }
+            _ => unsure += 1,
+        }
+    }
+    (wrong, unsure)
 }
 
 /// A profile item a file dropped: reported with who dropped it, never checked.

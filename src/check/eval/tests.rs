@@ -552,7 +552,20 @@ fn hidden_owners_never_pass_an_owner_expectation() {
 
 #[test]
 fn ambient_listeners_held_by_ztunnel_pass_ambient_and_fail_sidecar() {
-    let z = [ztunnel()];
+    // ztunnel lives in its own namespace (inode 2), the pod's is inode 1.
+    let elsewhere = |netns: u64| {
+        let mut h = ztunnel();
+        let mut p = (*h.process).clone();
+        p.netns_inode = Some(netns);
+        h.process = Arc::new(p);
+        h
+    };
+    let vis = Visibility {
+        netns: Some(1),
+        ..Visibility::default()
+    };
+    let run = |yaml: &str, sockets: &[Socket]| evaluate(&exp(yaml), sockets, vis);
+    let z = [elsewhere(2)];
     let pod = [
         tcp("::", 15001, &z),
         tcp("::", 15006, &z),
@@ -586,6 +599,32 @@ fn ambient_listeners_held_by_ztunnel_pass_ambient_and_fail_sidecar() {
         reason("udp/15053"),
         "held by ztunnel[5] (expected pilot-agent)"
     );
+
+    // A "ztunnel" inside the pod is not ambient's ztunnel: it fails, saying where it lives.
+    let inside = [elsewhere(1)];
+    let pod = [
+        tcp("::", 15001, &inside),
+        tcp("::", 15006, &z),
+        tcp("::", 15008, &z),
+    ];
+    let o = run("extends: istio-ambient\n", &pod);
+    let bad: Vec<&Outcome> = o.iter().filter(|o| o.failed()).collect();
+    assert_eq!(bad.len(), 1, "{:#?}", statuses(&o));
+    assert!(bad[0].expected.contains("tcp/15001"));
+    assert!(
+        bad[0]
+            .reason
+            .contains("from the pod's own network namespace"),
+        "{}",
+        bad[0].reason
+    );
+    // Where it lives cannot be read: unknown, which fails.
+    let o = evaluate(
+        &exp("extends: istio-ambient\n"),
+        &pod,
+        Visibility::default(),
+    );
+    assert_eq!(o[0].status, Status::Unknown, "{:#?}", statuses(&o));
 }
 
 #[test]

@@ -11,7 +11,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use serde_saphyr::Spanned;
 
-use super::{BindSpec, DropItem, Forbid, Format, Listen, Owner, ParseError, Spec, Target};
+use super::{
+    BindSpec, DropItem, Forbid, Format, Listen, Owner, OwnerNetns, ParseError, Spec, Target,
+};
 use crate::catalog::relative;
 use crate::check::profiles;
 use crate::model::Proto;
@@ -178,6 +180,7 @@ pub(super) struct RawListen {
     proto: Option<Proto>,
     owner: Option<String>,
     bind: Option<String>,
+    owner_netns: Option<OwnerNetns>,
     #[serde(default)]
     optional: bool,
 }
@@ -280,11 +283,15 @@ impl TryFrom<RawListen> for Listen {
     type Error = String;
     fn try_from(r: RawListen) -> Result<Listen, String> {
         let i = item(r.name, r.port, r.path, r.proto, r.owner, r.bind)?;
+        if r.owner_netns.is_some() && i.owner.is_none() {
+            return Err("`owner_netns` says where the owner lives: give `owner:` too".into());
+        }
         Ok(Listen {
             name: i.name,
             target: i.target,
             owner: i.owner,
             bind: i.bind,
+            owner_netns: r.owner_netns,
             optional: r.optional,
             origin: Default::default(),
         })

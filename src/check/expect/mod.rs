@@ -10,6 +10,7 @@
 //!     proto: tcp             # tcp (default) | udp | unix (with `path:` instead of `port:`)
 //!     owner: app             # optional: a process kind or a comm name
 //!     bind: any              # optional: any | loopback | wildcard | an address
+//!     owner_netns: other     # optional: own | other (held from another netns: ambient ztunnel)
 //!     optional: false        # true: checked only when something listens there
 //!     name: productpage      # optional: shown in reports
 //! forbid:                    # none of these may be listening (added to the profiles')
@@ -264,10 +265,32 @@ pub struct Listen {
     /// `loopback` and `wildcard` constrain every listener of the port; an address selects the
     /// listeners on it (`port: 9080, bind: 10.0.0.5` means "listening on 10.0.0.5:9080").
     pub bind: BindSpec,
+    /// Whether the owner must hold it from the pod's own network namespace or from another
+    /// (ambient ztunnel opens the pod's listeners inside it, then lives in its own).
+    pub owner_netns: Option<OwnerNetns>,
     /// Checked only when something listens there (Istio's DNS capture, HBONE, ...).
     pub optional: bool,
     /// The profile or file (and line) it comes from, and what it replaces.
     pub origin: Origin,
+}
+
+/// Where the process holding a listener lives, relative to the pod's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerNetns {
+    /// In the pod's own network namespace.
+    Own,
+    /// In another one (ambient ztunnel, from its own pod).
+    Other,
+}
+
+impl OwnerNetns {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerNetns::Own => "own",
+            OwnerNetns::Other => "other",
+        }
+    }
 }
 
 /// Something that must not be listening. `bind` and `owner` narrow what is forbidden.
@@ -316,6 +339,9 @@ impl Listen {
     pub fn describe(&self) -> String {
         let mut s = format!("listen {}", self.target);
         push_narrowing(&mut s, &self.owner, self.bind);
+        if let Some(n) = self.owner_netns {
+            s.push_str(&format!(" owner_netns={}", n.as_str()));
+        }
         if self.optional {
             s.push_str(" optional");
         }

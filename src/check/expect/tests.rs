@@ -34,7 +34,7 @@ fn every_malformed_file_is_rejected_with_line_and_column() {
     type Case<'a> = (&'a str, Option<(u64, u64)>, &'a str);
     #[rustfmt::skip]
     let cases: &[Case] = &[
-        ("bad-unknown-key.yaml", Some((3, 5)), "unknown field `colour`, expected one of name, port, path, proto, owner, bind, optional"),
+        ("bad-unknown-key.yaml", Some((3, 5)), "unknown field `colour`, expected one of name, port, path, proto, owner, bind, owner_netns, optional"),
         ("bad-unknown-top-key.yaml", Some((2, 1)), "unknown field `listens`, expected one of description, extends, listen, forbid, drop, strict"),
         ("bad-optional-in-forbid.yaml", Some((3, 5)), "unknown field `optional`"),
         ("bad-port-out-of-range.yaml", Some((3, 11)), "port 70000 is out of range: a port is 1 to 65535"),
