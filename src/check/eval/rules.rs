@@ -22,7 +22,23 @@ pub fn evaluate(exp: &Expectations, sockets: &[Socket], vis: Visibility) -> Vec<
         .iter()
         .map(|l| eval_listen(l, &listeners, vis))
         .collect();
-    out.extend(exp.forbid.iter().map(|f| eval_forbid(f, &listeners, vis)));
+    out.extend(exp.forbid.iter().map(|f| {
+        let mut o = eval_forbid(f, &listeners, vis);
+        // A file requiring what its profile forbids: both hold, so say how to allow it.
+        if o.failed()
+            && let Some(l) = exp
+                .listen
+                .iter()
+                .find(|l| l.target.same(&f.target) && l.origin.source != f.origin.source)
+        {
+            o.reason.push_str(&format!(
+                " ({} requires it; to allow it, drop the forbid: `drop: [{}]`)",
+                l.origin.at(),
+                drop_item(&f.target)
+            ));
+        }
+        o
+    }));
     out.extend(exp.dropped.iter().map(dropped));
     if let Some(origin) = &exp.strict {
         let named: Vec<&Listen> = exp.named().collect();
@@ -310,6 +326,15 @@ fn netns_misplaced(
         }
     }
     (wrong, unsure)
+}
+
+/// `{port: 15020}`, `{port: 15053, proto: udp}`, `{path: etc/istio/proxy/XDS}`.
+fn drop_item(t: &Target) -> String {
+    match t {
+        Target::Inet { proto, port } if *proto == Proto::Tcp => format!("{{port: {port}}}"),
+        Target::Inet { proto, port } => format!("{{port: {port}, proto: {proto}}}"),
+        Target::Unix { path } => format!("{{path: {path}}}"),
+    }
 }
 
 /// A profile item a file dropped: reported with who dropped it, never checked.

@@ -948,3 +948,37 @@ fn a_forbid_in_a_file_never_removes_the_profiles_listen_requirement() {
         ]
     );
 }
+
+#[test]
+fn a_file_requiring_what_its_profile_forbids_fails_and_says_how_to_allow_it() {
+    let e = exp("extends: istio-ambient\nlisten:\n  - {port: 15020, owner: app}\n");
+    let o = evaluate(
+        &e,
+        &[tcp("0.0.0.0", 15020, &[app()])],
+        Visibility::default(),
+    );
+    let f = o.iter().find(|o| o.expected == "forbid tcp/15020").unwrap();
+    assert_eq!(f.status, Status::Fail);
+    assert!(
+        f.reason.contains(
+            "(test.yaml:3 requires it; to allow it, drop the forbid: `drop: [{port: 15020}]`)"
+        ),
+        "{}",
+        f.reason
+    );
+    // With the drop, it passes.
+    let e = exp(
+        "extends: istio-ambient\nlisten:\n  - {port: 15020, owner: app}\ndrop:\n  - port: 15020\n",
+    );
+    let o = evaluate(
+        &e,
+        &[tcp("0.0.0.0", 15020, &[app()])],
+        Visibility::default(),
+    );
+    assert!(
+        o.iter()
+            .filter(|o| o.target.as_ref().and_then(|t| t.port()) == Some(15020))
+            .all(|o| !o.failed()),
+        "{o:#?}"
+    );
+}
