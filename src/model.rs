@@ -404,7 +404,22 @@ impl Socket {
     }
 
     pub fn is_listening(&self) -> bool {
-        // As `ss -l`: LISTEN, plus UNCONN (bound UDP and unix datagram sockets).
-        matches!(self.state, State::Listen | State::Unconn)
+        // As `ss -l`: LISTEN, plus UNCONN (bound UDP and unix datagram sockets), plus a bound
+        // unix datagram socket a client connect()ed to, which ss shows ESTAB but which still
+        // receives.
+        matches!(self.state, State::Listen | State::Unconn) || self.is_connected_to_dgram()
+    }
+
+    /// A named unix datagram socket with no peer of its own, in another state than UNCONN:
+    /// since Linux 5.15 a client's connect() marks the socket it connects to ESTABLISHED too
+    /// (the client itself has a peer, or no name).
+    pub fn is_connected_to_dgram(&self) -> bool {
+        self.proto == Proto::Unix
+            && self.sock_type == SockType::Dgram
+            && matches!(
+                &self.local,
+                Endpoint::UnixLocal(UnixName::Path(p) | UnixName::Abstract(p)) if !p.is_empty()
+            )
+            && matches!(self.remote, Endpoint::UnixPeer { peer_inode: None })
     }
 }

@@ -97,7 +97,7 @@ fn malformed_files_name_the_file_line_and_column() {
         (
             "bad-unknown-key.yaml",
             ":3:5: unknown field `colour`, expected one of name, port, path, proto, owner, bind, \
-             optional",
+             owner_netns, optional",
         ),
         ("bad-port-string.yaml", ":2:11: port \"9080\" is text"),
         (
@@ -114,6 +114,11 @@ fn malformed_files_name_the_file_line_and_column() {
         ),
         ("bad-unknown-key.json", ":3:43: unknown field `colour`"),
         ("bad-trailing-comma.json", ":4:3: trailing comma"),
+        (
+            "bad-drop-nothing.yaml",
+            ":4:5: `drop` tcp/15005: no profile this file extends (istio-sidecar) requires or \
+             forbids it",
+        ),
         (
             "bad-empty.yaml",
             ": expects nothing: add `extends: PROFILE`, `listen:`, `forbid:` or `strict: true`",

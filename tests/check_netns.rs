@@ -435,3 +435,266 @@ fn hidden_owners_never_pass_an_owner_expectation() {
     assert!(r.reason.contains("CAP_SYS_PTRACE"), "{}", r.reason);
     assert!(r.found[0].processes.is_empty());
 }
+
+/// The annotated example file of docs/check.md, kept as a fixture.
+fn readme_example() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/check/readme-example.yaml")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_readme_example_fails_a_pod_without_admin_and_readiness_and_passes_a_conformant_one() {
+    if !require_root(
+        "the_readme_example_fails_a_pod_without_admin_and_readiness_and_passes_a_conformant_one",
+    ) {
+        return;
+    }
+    let file = readme_example();
+    // Envoy without its admin (15000) and readiness (15021) ports.
+    let broken = pod_netns();
+    let envoy: Vec<&str> = ENVOY_LISTENERS
+        .iter()
+        .copied()
+        .filter(|op| !op.contains(":15021") && !op.contains(":15000"))
+        .collect();
+    let _pod = start_sidecar(&broken, &envoy, &["tcp-listen=10.0.0.5:9080"]);
+    let (code, doc) = check_json(&["--netns", broken.name(), "--expect", &file]);
+    assert_eq!(code, Some(1), "{:#?}", doc.results);
+    let mut failed = failing(&doc);
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "listen tcp/15000 owner=envoy bind=loopback: nothing listens on tcp/15000",
+            "listen tcp/15021 owner=envoy bind=wildcard: nothing listens on tcp/15021",
+        ]
+    );
+    assert_eq!(result(&doc, "listen tcp/15000").from, "istio-sidecar");
+    // The profile alone gives the same verdict on those two ports.
+    let (code, _) = check_json(&["--netns", broken.name(), "--profile", "istio-sidecar"]);
+    assert_eq!(code, Some(1));
+
+    // A conformant pod passes, with strict too (the profile's items are named).
+    let good = pod_netns();
+    let _pod = start_sidecar(&good, ENVOY_LISTENERS, &["tcp-listen=10.0.0.5:9080"]);
+    let (code, doc) = check_json(&["--netns", good.name(), "--expect", &file]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&doc));
+    // Where each came from: the file's lines, what they replace, what was dropped.
+    let xds = result(&doc, "listen unix etc/istio/proxy/XDS");
+    assert!(
+        xds.from
+            .ends_with("readme-example.yaml:9, replaces istio-sidecar"),
+        "{}",
+        xds.from
+    );
+    assert_eq!(xds.line, Some(9));
+    assert_eq!(result(&doc, "forbid tcp/15000").line, Some(12));
+    let dropped = result(&doc, "listen tcp/15004");
+    assert_eq!(dropped.status, Status::Dropped);
+    assert!(
+        dropped
+            .dropped_by
+            .as_deref()
+            .unwrap()
+            .ends_with("readme-example.yaml:18"),
+        "{dropped:?}"
+    );
+    assert_eq!(doc.summary.dropped, 1);
+
+    let dir = Scratch::new();
+    let strict = dir.join("strict.yaml");
+    fs::write(
+        &strict,
+        fs::read_to_string(&file)
+            .unwrap()
+            .replace("strict: false", "strict: true"),
+    )
+    .unwrap();
+    let (code, doc) = check_json(&["--netns", good.name(), "--expect", strict.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&doc));
+    assert!(doc.strict);
+    // The table says it on every run: the dropped row and the count.
+    let o = podports(&["check", "--netns", good.name(), "--expect", &file]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("tcp/15004"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.trim_start().starts_with("DROPPED"), "{row}");
+    assert!(row.contains("dropped by"), "{row}");
+    assert!(table.contains(", 1 dropped"), "{table}");
+}
+
+/// Ports of `families_pod`: how each is bound.
+const V4: u16 = 1501; // 0.0.0.0
+const V6ONLY: u16 = 1502; // [::] with IPV6_V6ONLY
+const DUAL: u16 = 1503; // [::] dual-stack
+const BOTH: u16 = 1504; // 0.0.0.0 and a v6-only [::]
+
+/// A namespace with the pod addresses `addrs` on lo and a process listening on the four
+/// ports above.
+fn families_pod(addrs: &[&str]) -> (Netns, Proc) {
+    let ns = Netns::new();
+    for a in addrs {
+        ns.ip(&["addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    let p = Proc::start(
+        &ns,
+        &install_as("myapp"),
+        &[
+            format!("tcp-listen=0.0.0.0:{V4}"),
+            format!("tcp-listen=[::]:{V6ONLY},v6only=on"),
+            format!("tcp-listen=[::]:{DUAL},v6only=off"),
+            format!("tcp-listen=0.0.0.0:{BOTH}"),
+            format!("tcp-listen=[::]:{BOTH},v6only=on"),
+        ],
+    );
+    (ns, p)
+}
+
+/// Whether a client in `ns` reaches `addr` (a real connect, by the helper).
+fn reaches(ns: &Netns, addr: &str) -> bool {
+    Proc::try_start(ns, &install_as("client"), &[format!("tcp-connect={addr}")]).is_ok()
+}
+
+fn wildcard_statuses(ns: &Netns) -> (CheckDocument, Vec<(u16, Status)>) {
+    let dir = Scratch::new();
+    let file = dir.join("wildcard.yaml");
+    let items: String = [V4, V6ONLY, DUAL, BOTH]
+        .iter()
+        .map(|p| format!("  - {{port: {p}, bind: wildcard, owner: app}}\n"))
+        .collect();
+    fs::write(&file, format!("listen:\n{items}")).unwrap();
+    let (_, doc) = check_json(&["--netns", ns.name(), "--expect", file.to_str().unwrap()]);
+    let statuses = [V4, V6ONLY, DUAL, BOTH]
+        .iter()
+        .map(|p| (*p, result(&doc, &format!("listen tcp/{p} ")).status))
+        .collect();
+    (doc, statuses)
+}
+
+fn ipv6_available() -> bool {
+    fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").is_ok_and(|s| s.trim() == "0")
+}
+
+#[test]
+fn wildcard_means_reachable_on_every_family_the_pod_has() {
+    if !require_root("wildcard_means_reachable_on_every_family_the_pod_has") {
+        return;
+    }
+    if !ipv6_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "IPv6 is disabled on this machine"
+        );
+        eprintln!("SKIP wildcard_means_reachable_on_every_family_the_pod_has: no IPv6");
+        return;
+    }
+    use Status::{Fail, Pass};
+
+    // IPv4-only pod: a v6-only [::] alone is unreachable for its IPv4 clients.
+    let (ns, _p) = families_pod(&["10.0.0.5/32"]);
+    let (doc, got) = wildcard_statuses(&ns);
+    assert_eq!(doc.families, ["ipv4"]);
+    assert_eq!(
+        got,
+        [(V4, Pass), (V6ONLY, Fail), (DUAL, Pass), (BOTH, Pass)],
+        "{:#?}",
+        failing(&doc)
+    );
+    let r = result(&doc, &format!("listen tcp/{V6ONLY} "));
+    assert!(
+        r.reason.contains("IPv4 clients cannot reach it")
+            && r.reason.contains("IPv6-only (IPV6_V6ONLY)"),
+        "{}",
+        r.reason
+    );
+    // The kernel agrees: an IPv4 client reaches the ones that pass, not the one that fails.
+    for (port, status) in &got {
+        assert_eq!(
+            reaches(&ns, &format!("10.0.0.5:{port}")),
+            *status == Pass,
+            "port {port}"
+        );
+    }
+
+    // IPv6-only pod: a v6-only [::] is right; 0.0.0.0 alone is unreachable over IPv6.
+    let (ns, _p) = families_pod(&["fd00::5/128"]);
+    let (doc, got) = wildcard_statuses(&ns);
+    assert_eq!(doc.families, ["ipv6"]);
+    assert_eq!(
+        got,
+        [(V4, Fail), (V6ONLY, Pass), (DUAL, Pass), (BOTH, Pass)],
+        "{:#?}",
+        failing(&doc)
+    );
+    assert!(
+        result(&doc, &format!("listen tcp/{V4} "))
+            .reason
+            .contains("IPv6 clients cannot reach it")
+    );
+    for (port, status) in &got {
+        assert_eq!(
+            reaches(&ns, &format!("[fd00::5]:{port}")),
+            *status == Pass,
+            "port {port}"
+        );
+    }
+
+    // Dual-stack pod: both families, by a dual-stack [::] or 0.0.0.0 + [::].
+    let (ns, _p) = families_pod(&["10.0.0.5/32", "fd00::5/128"]);
+    let (doc, got) = wildcard_statuses(&ns);
+    assert_eq!(doc.families, ["ipv4", "ipv6"]);
+    assert_eq!(
+        got,
+        [(V4, Fail), (V6ONLY, Fail), (DUAL, Pass), (BOTH, Pass)],
+        "{:#?}",
+        failing(&doc)
+    );
+    for (port, status) in &got {
+        let both =
+            reaches(&ns, &format!("10.0.0.5:{port}")) && reaches(&ns, &format!("[fd00::5]:{port}"));
+        assert_eq!(both, *status == Pass, "port {port}");
+    }
+}
+
+#[test]
+fn a_unix_datagram_socket_a_client_connected_to_still_listens() {
+    if !require_root("a_unix_datagram_socket_a_client_connected_to_still_listens") {
+        return;
+    }
+    let ns = pod_netns();
+    let dir = Scratch::new();
+    let sock = dir.join("dgram.sock");
+    let sock = sock.to_str().unwrap();
+    let _server = Proc::start(&ns, &install_as("myapp"), &[format!("unix-dgram={sock}")]);
+    let dir2 = Scratch::new();
+    let file = dir2.join("pod.yaml");
+    fs::write(
+        &file,
+        format!("listen:\n  - {{path: {sock}, owner: myapp}}\nstrict: true\n"),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (code, doc) = check_json(&["--netns", ns.name(), "--expect", file]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&doc));
+
+    let _client = Proc::start(
+        &ns,
+        &install_as("logger"),
+        &[format!("unix-dgram-connect={sock}")],
+    );
+    // The kernel now shows the bound socket ESTABLISHED, as ss does.
+    let ss = common::ss_sockets(&ns);
+    let bound = ss
+        .iter()
+        .find(|s| s.local() == sock)
+        .unwrap_or_else(|| panic!("{sock} not in ss: {ss:#?}"));
+    assert_eq!(bound.state, "ESTABLISHED", "{bound:?}");
+    let (code, doc) = check_json(&["--netns", ns.name(), "--expect", file]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&doc));
+    assert_eq!(result(&doc, "listen unix").status, Status::Pass);
+}

@@ -381,6 +381,20 @@ const TERMINAL: Layout = Layout {
     ..Layout::PLAIN
 };
 
+/// The namespace's address families, as `check` reads them.
+fn families(ns: &Netns) -> podports::check::eval::Families {
+    let request = Request {
+        target: Target::Netns(ns.name().to_string()),
+        source: Source::Netlink,
+        filters: Filters::default(),
+        host: HostRoot::new("/"),
+        fd_walk: FdWalk::Auto,
+    };
+    let (families, warning) = podports::check::run::families(&request);
+    assert_eq!(warning, None);
+    families
+}
+
 fn table(ins: &Inspection) -> String {
     let mut out = Vec::new();
     table::write(&mut out, ins, Detail::Normal, TERMINAL).unwrap();
@@ -501,7 +515,12 @@ fn the_sidecar_pod_examples() {
 
     // check, against the file the docs show (it extends istio-sidecar).
     let exp = expect::load(CHECK_FILE, Format::Yaml, "podports.yaml").expect("the docs' file");
-    let report = Report::new(&exp, vec!["podports.yaml".into()], &after);
+    let report = Report::new(
+        &exp,
+        vec!["podports.yaml".into()],
+        &after,
+        families(&pod.ns),
+    );
     let mut out = Vec::new();
     check::write_table(&mut out, &report, false, Layout::PLAIN).unwrap();
     assert!(!report.passed());
@@ -651,4 +670,33 @@ fn the_expectation_file_errors() {
         got.push_str(&String::from_utf8(out.stderr).unwrap());
     }
     golden("check-errors.txt", &got);
+}
+
+/// A Markdown block after `<!-- file PATH -->` shows the file PATH exactly (the annotated
+/// expectation file of docs/check.md is fixtures/check/readme-example.yaml, which the netns
+/// tests check against real pods); at least one such block exists.
+#[test]
+fn shown_files_are_the_files() {
+    let mut seen = 0;
+    for md in markdown_files() {
+        let text = fs::read_to_string(&md).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("<!-- file ") {
+            let after = &rest[at + "<!-- file ".len()..];
+            let (path, after) = after.split_once(" -->\n").expect("`<!-- file PATH -->`");
+            let (_fence, body) = after.split_once('\n').expect("a fenced block");
+            let end = body.find("```\n").expect("the block's end");
+            let want = fs::read_to_string(root().join(path))
+                .unwrap_or_else(|e| panic!("{}: {path}: {e}", md.display()));
+            assert_eq!(
+                &body[..end],
+                want,
+                "{} shows {path} differently",
+                md.display()
+            );
+            seen += 1;
+            rest = &body[end..];
+        }
+    }
+    assert!(seen >= 1, "no `<!-- file PATH -->` block found");
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
-use crate::check::eval::{Report, Waited};
+use crate::check::eval::{Families, Report, Waited};
 use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
 use crate::duration;
@@ -58,7 +58,10 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
         POLL_INTERVAL,
         || {
             let ins = inspect::inspect(&plan.request, catalog)?;
-            Ok(Report::new(&exp, sources.clone(), &ins))
+            let (families, warning) = families(&plan.request);
+            let mut r = Report::new(&exp, sources.clone(), &ins, families);
+            r.warnings.extend(warning);
+            Ok(r)
         },
         &mut |p| terminal.show(p),
     )?;
@@ -83,6 +86,29 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
             Err(Error::Usage(format!("writing output: {e}")))
         }
         _ => Ok(report.passed()),
+    }
+}
+
+/// The address families of the target's namespace (its interface addresses, read inside it),
+/// which `bind: wildcard` must serve. When they cannot be read (no CAP_SYS_ADMIN to enter the
+/// namespace), IPv4 is assumed and the warning says so.
+pub fn families(req: &Request) -> (Families, Option<String>) {
+    let read = crate::resolve::open_netns(req)
+        .map_err(|e| e.to_string())
+        .and_then(|ns| {
+            ns.run_in(crate::sys::ifaddrs::interface_addrs)
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        });
+    match read {
+        Ok(addrs) => (Families::of(&addrs), None),
+        Err(e) => (
+            Families::default(),
+            Some(format!(
+                "the pod's addresses could not be read ({e}): `bind: wildcard` was checked as \
+                 for an IPv4 pod"
+            )),
+        ),
     }
 }
 
@@ -294,7 +320,8 @@ mod tests {
                 check: CheckKind::Listen,
                 name: None,
                 expected: "listen tcp/15021".into(),
-                origin: "x".into(),
+                origin: crate::check::expect::Origin::new("x"),
+                dropped_by: None,
                 status: if pass { Status::Pass } else { Status::Fail },
                 reason: String::new(),
                 found: vec![],
@@ -311,6 +338,7 @@ mod tests {
             hidden_owners: 0,
             strict: false,
             waited: None,
+            families: Families::IPV4,
         }
     }
 

@@ -19,17 +19,17 @@ use crate::request::Source;
 
 pub const VERSION: u32 = 1;
 
-/// One row per expectation: STATUS, EXPECTATION, FOUND (and SOURCE with `wide`), then a
-/// footer with the counts, the wait, the inspection's warnings and the verdict.
-/// `wide` is never shortened.
+/// One row per expectation: STATUS, EXPECTATION, FROM (the profile or file and line it comes
+/// from, what it replaces, who dropped it), FOUND; then a footer with the counts, the wait,
+/// the inspection's warnings and the verdict. `wide` is never shortened.
 pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout) -> io::Result<()> {
-    let mut header = vec![
+    let header = [
         Column::fixed("STATUS"),
         Column::long("EXPECTATION"),
+        Column::long_to("FROM", 20),
         Column::long_to("FOUND", 40),
     ];
     let layout = if wide {
-        header.push(Column::long("SOURCE"));
         Layout {
             width: None,
             ..layout
@@ -51,15 +51,12 @@ pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout)
             "FAIL" => Paint::Red,
             _ => Paint::Yellow,
         };
-        let mut row = vec![
+        Row::new(vec![
             Cell::painted(status, paint),
             Cell::from(guard(&o.title())),
+            Cell::from(guard(&o.from())),
             Cell::from(found_cell(o)),
-        ];
-        if wide {
-            row.push(Cell::from(guard(&o.origin)));
-        }
-        Row::new(row)
+        ])
     })?;
     let mut text = Vec::new();
     footer(&mut text, r, layout.color)?;
@@ -102,7 +99,7 @@ fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     };
     writeln!(
         out,
-        "{} on {}{inode}{source}: {} {}, {} passed, {} failed, {} unknown, {} skipped",
+        "{} on {}{inode}{source}: {} {}, {} passed, {} failed, {} unknown, {} skipped{}",
         guard(&r.sources.join(", ")),
         escape(r.target.as_bytes()),
         s.total,
@@ -110,7 +107,12 @@ fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         s.passed,
         s.failed,
         s.unknown,
-        s.skipped
+        s.skipped,
+        if s.dropped > 0 {
+            format!(", {} dropped", s.dropped)
+        } else {
+            String::new()
+        }
     )?;
     if let Some(w) = r.waited {
         if r.passed() {
@@ -161,6 +163,13 @@ pub struct CheckDocument {
     /// The profiles and files checked, as given.
     pub sources: Vec<String>,
     pub strict: bool,
+    /// The pod's address families `bind: wildcard` was checked against: `ipv4`, `ipv6`, or
+    /// both; empty when none beyond loopback (checked as IPv4).
+    #[serde(default)]
+    pub families: Vec<String>,
+    /// False when the pod's addresses could not be read (checked as IPv4; see `warnings`).
+    #[serde(default)]
+    pub families_known: bool,
     pub summary: Summary,
     pub results: Vec<ResultDoc>,
     pub warnings: Vec<String>,
@@ -171,16 +180,30 @@ pub struct CheckDocument {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultDoc {
-    /// `pass`, `fail`, `unknown` (the owner is not visible; counts as a failure) or `skip`
-    /// (optional, nothing listening).
+    /// `pass`, `fail`, `unknown` (the owner is not visible; counts as a failure), `skip`
+    /// (optional, nothing listening) or `dropped` (a profile item a file's `drop` removed:
+    /// not checked).
     pub status: Status,
     /// `listen`, `forbid` or `strict`.
     pub check: CheckKind,
     /// The expectation as a file would say it: `listen tcp/15021 owner=envoy bind=wildcard`.
     pub expected: String,
     pub name: Option<String>,
-    /// The profile or file it comes from.
+    /// The profile or file it comes from, as given.
     pub origin: String,
+    /// The item's line in that file (none for a built-in profile's items).
+    #[serde(default)]
+    pub line: Option<u64>,
+    /// The profiles whose `listen` items for this port or path this file item replaces.
+    #[serde(default)]
+    pub replaces: Vec<String>,
+    /// For `status: dropped`: the file and line whose `drop` removed this profile item.
+    #[serde(default)]
+    pub dropped_by: Option<String>,
+    /// All of the above in one line, as the table's FROM column shows it:
+    /// `podports.yaml:7, replaces istio-sidecar`.
+    #[serde(default)]
+    pub from: String,
     pub proto: Option<Proto>,
     pub port: Option<u16>,
     pub path: Option<String>,
@@ -232,6 +255,12 @@ pub fn document(r: &Report) -> CheckDocument {
         },
         sources: r.sources.clone(),
         strict: r.strict,
+        families: [(r.families.ipv4, "ipv4"), (r.families.ipv6, "ipv6")]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| name.to_string())
+            .collect(),
+        families_known: r.families.known,
         summary: r.summary(),
         results: r.outcomes.iter().map(result_doc).collect(),
         warnings: r.warnings.clone(),
@@ -255,7 +284,11 @@ fn result_doc(o: &Outcome) -> ResultDoc {
         check: o.check,
         expected: o.expected.clone(),
         name: o.name.clone(),
-        origin: o.origin.clone(),
+        origin: o.origin.source.clone(),
+        line: o.origin.line,
+        replaces: o.origin.replaces.clone(),
+        dropped_by: o.dropped_by.as_ref().map(|d| d.at()),
+        from: o.from(),
         proto,
         port,
         path,
@@ -290,8 +323,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::check::eval::{Waited, Who};
-    use crate::check::expect::{Owner, Target};
+    use crate::check::eval::{Families, Waited, Who};
+    use crate::check::expect::{Origin, Owner, Target};
     use crate::model::{Endpoint, RawText};
 
     pub(crate) fn sample() -> Report {
@@ -299,7 +332,8 @@ mod tests {
             check: CheckKind::Listen,
             name: Some("envoy readiness".into()),
             expected: "listen tcp/15021 owner=envoy bind=wildcard".into(),
-            origin: "istio-sidecar".into(),
+            origin: Origin::new("istio-sidecar"),
+            dropped_by: None,
             status: Status::Pass,
             reason: String::new(),
             found: vec![Found {
@@ -327,7 +361,11 @@ mod tests {
             status: Status::Fail,
             name: None,
             expected: "listen tcp/9080 owner=myapp".into(),
-            origin: "checks/pod.yaml".into(),
+            origin: Origin {
+                source: "checks/pod.yaml".into(),
+                line: Some(7),
+                replaces: vec!["istio-sidecar".into()],
+            },
             reason: "held by evil\u{1b}[31m[66] (app) (expected myapp)".into(),
             found: vec![Found {
                 proto: Proto::Tcp,
@@ -374,6 +412,7 @@ mod tests {
                 elapsed: Duration::from_secs(30),
                 attempts: 61,
             }),
+            families: Families::IPV4,
         }
     }
 
@@ -425,12 +464,52 @@ mod tests {
     }
 
     #[test]
-    fn wide_table_adds_the_source() {
+    fn every_row_says_where_it_came_from() {
+        for wide in [false, true] {
+            let mut out = Vec::new();
+            write_table(&mut out, &sample(), wide, Layout::PLAIN).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines[0].contains("FROM"), "{text}");
+            assert!(lines[1].contains("istio-sidecar"), "{text}");
+            assert!(
+                lines[2].contains("checks/pod.yaml:7, replaces istio-sidecar"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dropped_item_is_shown_and_counted_but_does_not_fail() {
+        let mut r = sample();
+        r.outcomes.truncate(1);
+        let mut d = r.outcomes[0].clone();
+        d.status = Status::Dropped;
+        d.reason = "dropped by checks/pod.yaml:9: not checked".into();
+        d.found.clear();
+        d.dropped_by = Some(Origin {
+            source: "checks/pod.yaml".into(),
+            line: Some(9),
+            replaces: vec![],
+        });
+        r.outcomes.push(d);
+        assert!(r.passed());
         let mut out = Vec::new();
-        write_table(&mut out, &sample(), true, Layout::PLAIN).unwrap();
+        write_table(&mut out, &r, false, Layout::PLAIN).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.lines().next().unwrap().contains("SOURCE"));
-        assert!(text.contains("checks/pod.yaml"));
+        assert!(text.contains("DROPPED"), "{text}");
+        assert!(
+            text.contains("istio-sidecar, dropped by checks/pod.yaml:9"),
+            "{text}"
+        );
+        assert!(text.contains("0 skipped, 1 dropped"), "{text}");
+        let doc = document(&r);
+        assert_eq!(doc.results[1].status, Status::Dropped);
+        assert_eq!(
+            doc.results[1].dropped_by.as_deref(),
+            Some("checks/pod.yaml:9")
+        );
+        assert_eq!(doc.summary.dropped, 1);
     }
 
     #[test]
@@ -467,6 +546,14 @@ mod tests {
             "evil\u{1b}[31m\u{fffd}"
         );
         assert_eq!(back.wait.as_ref().map(|w| w.limit_ms), Some(30_000));
+        assert_eq!(back.results[1].origin, "checks/pod.yaml");
+        assert_eq!(back.results[1].line, Some(7));
+        assert_eq!(back.results[1].replaces, ["istio-sidecar"]);
+        assert_eq!(
+            back.results[1].from,
+            "checks/pod.yaml:7, replaces istio-sidecar"
+        );
+        assert_eq!(back.families, ["ipv4"]);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["results"][2]["status"], "skip");
         assert_eq!(v["results"][3]["check"], "forbid");

@@ -19,10 +19,17 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
         r#"<testsuites name="podports check" tests="{}" failures="{}" errors="{}" skipped="{}" time="{time}">"#,
-        s.total, s.failed, s.unknown, s.skipped
+        s.total,
+        s.failed,
+        s.unknown,
+        s.skipped + s.dropped
     )?;
     for origin in origins(r) {
-        let cases: Vec<&Outcome> = r.outcomes.iter().filter(|o| o.origin == origin).collect();
+        let cases: Vec<&Outcome> = r
+            .outcomes
+            .iter()
+            .filter(|o| o.origin.source == origin)
+            .collect();
         let count = |st: Status| cases.iter().filter(|o| o.status == st).count();
         writeln!(
             out,
@@ -31,7 +38,7 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
             cases.len(),
             count(Status::Fail),
             count(Status::Unknown),
-            count(Status::Skip),
+            count(Status::Skip) + count(Status::Dropped),
         )?;
         writeln!(out, "    <properties>")?;
         property(out, "target", &r.target)?;
@@ -59,12 +66,12 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(out, "</testsuites>")
 }
 
-/// The origins in the order they first appear.
+/// The profiles and files expectations come from, in the order they first appear.
 fn origins(r: &Report) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for o in &r.outcomes {
-        if !out.contains(&o.origin) {
-            out.push(o.origin.clone());
+        if !out.contains(&o.origin.source) {
+            out.push(o.origin.source.clone());
         }
     }
     out
@@ -80,15 +87,26 @@ fn property(out: &mut impl Write, name: &str, value: &str) -> io::Result<()> {
 }
 
 fn testcase(out: &mut impl Write, o: &Outcome, target: &str) -> io::Result<()> {
+    // `file` and `line` (read by GitLab and GitHub test reporters) for a file's items.
+    let place = match o.origin.line {
+        Some(line) => format!(r#" file="{}" line="{line}""#, attr(&o.origin.source)),
+        None => String::new(),
+    };
     let open = format!(
-        r#"    <testcase name="{}" classname="{}" time="0""#,
+        r#"    <testcase name="{}" classname="{}" time="0"{place}>"#,
         attr(&o.title()),
-        attr(&format!("podports.check.{}", o.origin))
+        attr(&format!("podports.check.{}", o.origin.source))
     );
+    writeln!(out, "{open}")?;
+    // Where it came from (what it replaces, who dropped it), for every expectation.
+    writeln!(
+        out,
+        r#"      <properties><property name="from" value="{}"/></properties>"#,
+        attr(&o.from())
+    )?;
     let (element, kind) = match o.status {
-        Status::Pass => return writeln!(out, "{open}/>"),
-        Status::Skip => {
-            writeln!(out, "{open}>")?;
+        Status::Pass => return writeln!(out, "    </testcase>"),
+        Status::Skip | Status::Dropped => {
             writeln!(out, r#"      <skipped message="{}"/>"#, attr(&o.reason))?;
             return writeln!(out, "    </testcase>");
         }
@@ -102,8 +120,7 @@ fn testcase(out: &mut impl Write, o: &Outcome, target: &str) -> io::Result<()> {
     for f in &o.found {
         body.push_str(&format!("found: {}\n", f.text()));
     }
-    body.push_str(&format!("from: {}\ntarget: {target}\n", o.origin));
-    writeln!(out, "{open}>")?;
+    body.push_str(&format!("from: {}\ntarget: {target}\n", o.from()));
     writeln!(
         out,
         r#"      <{element} message="{}" type="{}">{}</{element}>"#,
@@ -157,7 +174,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::check::eval::{CheckKind, Waited};
+    use crate::check::eval::{CheckKind, Families, Waited};
+    use crate::check::expect::Origin;
     use crate::request::Source;
 
     fn sample() -> Report {
@@ -165,7 +183,8 @@ mod tests {
             check: CheckKind::Listen,
             name: Some("envoy readiness".into()),
             expected: "listen tcp/15021 owner=envoy bind=wildcard".into(),
-            origin: "istio-sidecar".into(),
+            origin: Origin::new("istio-sidecar"),
+            dropped_by: None,
             status: Status::Pass,
             reason: String::new(),
             found: vec![],
@@ -193,7 +212,11 @@ mod tests {
                 Outcome {
                     status: Status::Unknown,
                     check: CheckKind::Forbid,
-                    origin: format!("dir/{nasty}.yaml"),
+                    origin: Origin {
+                        source: format!("dir/{nasty}.yaml"),
+                        line: Some(4),
+                        replaces: vec!["istio-sidecar".into()],
+                    },
                     reason: "owner not visible; grant CAP_SYS_PTRACE".into(),
                     ..pass.clone()
                 },
@@ -201,7 +224,7 @@ mod tests {
                     status: Status::Fail,
                     check: CheckKind::Strict,
                     expected: "strict: no listener beyond the `listen` items".into(),
-                    origin: "istio-sidecar".into(),
+                    origin: Origin::new("istio-sidecar"),
                     reason: "1 listening port(s) not named".into(),
                     ..pass
                 },
@@ -218,6 +241,7 @@ mod tests {
                 elapsed: Duration::from_millis(1500),
                 attempts: 4,
             }),
+            families: Families::IPV4,
         }
     }
 
@@ -262,7 +286,24 @@ mod tests {
             cases[0].attribute("classname"),
             Some("podports.check.istio-sidecar")
         );
-        assert_eq!(cases[0].children().filter(|n| n.is_element()).count(), 0);
+        // Every testcase says where it came from; a passing one says nothing else.
+        assert_eq!(cases[0].children().filter(|n| n.is_element()).count(), 1);
+        let from = |c: &roxmltree::Node| {
+            c.descendants()
+                .find(|n| n.has_tag_name("property") && n.attribute("name") == Some("from"))
+                .and_then(|n| n.attribute("value"))
+                .map(str::to_string)
+        };
+        assert_eq!(from(&cases[0]).as_deref(), Some("istio-sidecar"));
+        assert_eq!(cases[0].attribute("line"), None);
+        assert!(
+            from(&cases[4])
+                .unwrap()
+                .ends_with(".yaml:4, replaces istio-sidecar"),
+            "{:?}",
+            from(&cases[4])
+        );
+        assert_eq!(cases[4].attribute("line"), Some("4"));
 
         let failure = cases[1]
             .children()

@@ -3,17 +3,20 @@
 //! address). PURE: sockets in, outcomes out; no I/O, no clock.
 //!
 //! A listener is a TCP socket in LISTEN, a bound UDP socket (UNCONN), or a unix socket in
-//! LISTEN or a bound unix datagram socket. Several SO_REUSEPORT sockets on one address (one per
+//! LISTEN or a bound unix datagram socket (UNCONN, or ESTABLISHED once a client connect()ed
+//! to it: it still receives). Several SO_REUSEPORT sockets on one address (one per
 //! Envoy worker) are one listening port: they are grouped, never counted as extras.
 //!
 //! The outcome model and the report are here; the rules that decide each outcome are in
 //! `rules`.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::expect::{BindSpec, Expectations, Owner, Target};
+use crate::check::expect::{BindSpec, Expectations, Origin, Owner, Target};
 use crate::escape::{endpoint, escape};
 use crate::listing::Inspection;
 use crate::model::{Endpoint, Kind, Proto, RawText};
@@ -33,6 +36,8 @@ pub enum Status {
     Unknown,
     /// An optional expectation with nothing listening.
     Skip,
+    /// A profile item a file removed with `drop`: not checked, shown on every run.
+    Dropped,
 }
 
 impl Status {
@@ -43,6 +48,7 @@ impl Status {
             Status::Fail => "FAIL",
             Status::Unknown => "UNKNOWN",
             Status::Skip => "skip",
+            Status::Dropped => "DROPPED",
         }
     }
 }
@@ -123,8 +129,10 @@ pub struct Outcome {
     pub name: Option<String>,
     /// The expectation as the file would say it: `listen tcp/15021 owner=envoy bind=wildcard`.
     pub expected: String,
-    /// The profile or file it comes from.
-    pub origin: String,
+    /// The profile or file (and line) it comes from, and what it replaces.
+    pub origin: Origin,
+    /// For a dropped profile item: the file (and line) whose `drop` removed it.
+    pub dropped_by: Option<Origin>,
     pub status: Status,
     /// Why it failed, is unknown or was skipped; empty when it passed.
     pub reason: String,
@@ -145,6 +153,15 @@ impl Outcome {
         }
     }
 
+    /// Where it came from, in one line: `podports.yaml:7, replaces istio-sidecar`,
+    /// `istio-sidecar, dropped by podports.yaml:9`.
+    pub fn from(&self) -> String {
+        match &self.dropped_by {
+            Some(by) => format!("{}, dropped by {}", self.origin, by.at()),
+            None => self.origin.to_string(),
+        }
+    }
+
     pub fn failed(&self) -> bool {
         matches!(self.status, Status::Fail | Status::Unknown)
     }
@@ -155,6 +172,83 @@ impl Outcome {
 pub struct Visibility {
     /// Some processes' fds could not be read (no CAP_SYS_PTRACE): owners may be hidden.
     pub owners_hidden: bool,
+    /// The address families the pod's clients come from, which `bind: wildcard` must serve.
+    pub families: Families,
+    /// The inode of the target's network namespace, for `owner_netns`.
+    pub netns: Option<u64>,
+}
+
+/// The address families of a pod: those of its addresses other than loopback and IPv6
+/// link-local (every interface with IPv6 has an fe80:: address; no client outside the link
+/// uses it). `bind: wildcard` must be reachable on each. A pod with none, or whose addresses
+/// could not be read (`known: false`), is taken as IPv4, the Kubernetes default, so that a
+/// v6-only `[::]` never passes unseen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Families {
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Read from the pod's namespace; false when they could not be.
+    pub known: bool,
+}
+
+impl Families {
+    /// The families of `addrs` (the namespace's interface addresses).
+    pub fn of(addrs: &[IpAddr]) -> Families {
+        let mut f = Families {
+            known: true,
+            ..Families::default()
+        };
+        for a in addrs {
+            match a.to_canonical() {
+                IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_unspecified() => f.ipv4 = true,
+                IpAddr::V6(v6)
+                    if !v6.is_loopback() && !v6.is_unspecified() && !v6.is_unicast_link_local() =>
+                {
+                    f.ipv6 = true
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Only IPv4 clients, only IPv6 clients, or both.
+    pub const IPV4: Families = Families {
+        ipv4: true,
+        ipv6: false,
+        known: true,
+    };
+    pub const IPV6: Families = Families {
+        ipv4: false,
+        ipv6: true,
+        known: true,
+    };
+    pub const DUAL: Families = Families {
+        ipv4: true,
+        ipv6: true,
+        known: true,
+    };
+
+    /// (IPv4, IPv6): the families a wildcard listener must serve.
+    pub fn needed(self) -> (bool, bool) {
+        if self.ipv4 || self.ipv6 {
+            (self.ipv4, self.ipv6)
+        } else {
+            (true, false)
+        }
+    }
+}
+
+impl fmt::Display for Families {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.ipv4, self.ipv6, self.known) {
+            (true, true, _) => f.write_str("IPv4 and IPv6"),
+            (true, false, _) => f.write_str("IPv4"),
+            (false, true, _) => f.write_str("IPv6"),
+            (false, false, true) => f.write_str("no address beyond loopback (taken as IPv4)"),
+            (false, false, false) => f.write_str("unknown (taken as IPv4)"),
+        }
+    }
 }
 
 /// How long `--wait` waited.
@@ -172,6 +266,9 @@ pub struct Summary {
     pub failed: usize,
     pub unknown: usize,
     pub skipped: usize,
+    /// Profile items removed by a file's `drop`.
+    #[serde(default)]
+    pub dropped: usize,
 }
 
 /// One check of one target: the outcomes and what the user must know about the inspection.
@@ -189,13 +286,22 @@ pub struct Report {
     pub hidden_owners: usize,
     pub strict: bool,
     pub waited: Option<Waited>,
+    /// The pod's address families, which `bind: wildcard` was checked against.
+    pub families: Families,
 }
 
 impl Report {
-    /// Evaluates `exp` against `ins`.
-    pub fn new(exp: &Expectations, sources: Vec<String>, ins: &Inspection) -> Report {
+    /// Evaluates `exp` against `ins`, in a pod of these address `families`.
+    pub fn new(
+        exp: &Expectations,
+        sources: Vec<String>,
+        ins: &Inspection,
+        families: Families,
+    ) -> Report {
         let vis = Visibility {
             owners_hidden: ins.hidden_owners > 0,
+            families,
+            netns: ins.netns.inode,
         };
         Report {
             outcomes: evaluate(exp, &ins.sockets, vis),
@@ -207,6 +313,7 @@ impl Report {
             hidden_owners: ins.hidden_owners,
             strict: exp.strict.is_some(),
             waited: None,
+            families,
         }
     }
 
@@ -223,6 +330,7 @@ impl Report {
             failed: count(Status::Fail),
             unknown: count(Status::Unknown),
             skipped: count(Status::Skip),
+            dropped: count(Status::Dropped),
         }
     }
 }

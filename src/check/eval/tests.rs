@@ -50,6 +50,10 @@ fn inet(proto: Proto, addr: &str, port: u16, state: State, holders: &[Holder]) -
         remote,
         1000 + u64::from(port),
     );
+    // As sock_diag reports an IPv6 socket: dual-stack unless said otherwise (`v6only`).
+    if family == Family::Ipv6 {
+        s.v6only = Some(false);
+    }
     s.holders = holders.to_vec();
     s
 }
@@ -177,7 +181,7 @@ fn missing_listener_fails_and_says_so() {
     assert_eq!(bad[0].status, Status::Fail);
     assert_eq!(bad[0].reason, "nothing listens on tcp/15021");
     assert_eq!(bad[0].name.as_deref(), Some("envoy readiness"));
-    assert_eq!(bad[0].origin, "istio-sidecar");
+    assert_eq!(bad[0].origin.to_string(), "istio-sidecar");
     assert!(bad[0].found.is_empty());
 }
 
@@ -363,7 +367,7 @@ fn strict_lists_every_listener_not_named() {
     let strict = o.last().unwrap();
     assert_eq!(strict.check, CheckKind::Strict);
     assert_eq!(strict.status, Status::Pass, "{strict:#?}");
-    assert_eq!(strict.origin, "test.yaml");
+    assert_eq!(strict.origin.to_string(), "test.yaml");
 
     sockets.push(tcp("0.0.0.0", 8080, &[app()]));
     sockets.push(tcp("0.0.0.0", 8080, &[app()]));
@@ -516,6 +520,7 @@ fn hidden_owners_never_pass_an_owner_expectation() {
         &sockets,
         Visibility {
             owners_hidden: true,
+            ..Visibility::default()
         },
     );
     assert_eq!(o[0].status, Status::Unknown);
@@ -538,6 +543,7 @@ fn hidden_owners_never_pass_an_owner_expectation() {
         &[tcp("0.0.0.0", 15021, &[]), tcp("0.0.0.0", 15021, &[app()])],
         Visibility {
             owners_hidden: true,
+            ..Visibility::default()
         },
     );
     assert_eq!(o[0].status, Status::Fail);
@@ -546,7 +552,20 @@ fn hidden_owners_never_pass_an_owner_expectation() {
 
 #[test]
 fn ambient_listeners_held_by_ztunnel_pass_ambient_and_fail_sidecar() {
-    let z = [ztunnel()];
+    // ztunnel lives in its own namespace (inode 2), the pod's is inode 1.
+    let elsewhere = |netns: u64| {
+        let mut h = ztunnel();
+        let mut p = (*h.process).clone();
+        p.netns_inode = Some(netns);
+        h.process = Arc::new(p);
+        h
+    };
+    let vis = Visibility {
+        netns: Some(1),
+        ..Visibility::default()
+    };
+    let run = |yaml: &str, sockets: &[Socket]| evaluate(&exp(yaml), sockets, vis);
+    let z = [elsewhere(2)];
     let pod = [
         tcp("::", 15001, &z),
         tcp("::", 15006, &z),
@@ -580,6 +599,32 @@ fn ambient_listeners_held_by_ztunnel_pass_ambient_and_fail_sidecar() {
         reason("udp/15053"),
         "held by ztunnel[5] (expected pilot-agent)"
     );
+
+    // A "ztunnel" inside the pod is not ambient's ztunnel: it fails, saying where it lives.
+    let inside = [elsewhere(1)];
+    let pod = [
+        tcp("::", 15001, &inside),
+        tcp("::", 15006, &z),
+        tcp("::", 15008, &z),
+    ];
+    let o = run("extends: istio-ambient\n", &pod);
+    let bad: Vec<&Outcome> = o.iter().filter(|o| o.failed()).collect();
+    assert_eq!(bad.len(), 1, "{:#?}", statuses(&o));
+    assert!(bad[0].expected.contains("tcp/15001"));
+    assert!(
+        bad[0]
+            .reason
+            .contains("from the pod's own network namespace"),
+        "{}",
+        bad[0].reason
+    );
+    // Where it lives cannot be read: unknown, which fails.
+    let o = evaluate(
+        &exp("extends: istio-ambient\n"),
+        &pod,
+        Visibility::default(),
+    );
+    assert_eq!(o[0].status, Status::Unknown, "{:#?}", statuses(&o));
 }
 
 #[test]
@@ -616,6 +661,7 @@ fn report_counts_and_verdict() {
             hidden_owners: 0,
             strict: e.strict.is_some(),
             waited: None,
+            families: Families::IPV4,
         }
     };
     let r = report("extends: istio-sidecar\n");
@@ -627,7 +673,8 @@ fn report_counts_and_verdict() {
             passed: 8,
             failed: 0,
             unknown: 0,
-            skipped: 4
+            skipped: 4,
+            dropped: 0,
         }
     );
     let r = report("extends: istio-sidecar\nlisten:\n  - port: 1\n");
@@ -663,4 +710,275 @@ fn every_profile_evaluates_without_panicking_on_odd_sockets() {
         let o = evaluate(&e, &odd, Visibility::default());
         assert!(!o.is_empty());
     }
+}
+
+fn v6only(addr: &str, port: u16, holders: &[Holder]) -> Socket {
+    let mut s = tcp(addr, port, holders);
+    s.v6only = Some(true);
+    s
+}
+
+fn in_pod(yaml: &str, sockets: &[Socket], families: Families) -> Outcome {
+    let mut o = evaluate(
+        &exp(yaml),
+        sockets,
+        Visibility {
+            families,
+            ..Visibility::default()
+        },
+    );
+    assert_eq!(o.len(), 1, "{o:#?}");
+    o.remove(0)
+}
+
+#[test]
+fn families_are_those_of_the_pods_addresses_beyond_loopback_and_link_local() {
+    let addrs = |a: &[&str]| -> Vec<IpAddr> { a.iter().map(|s| s.parse().unwrap()).collect() };
+    let f = Families::of(&addrs(&["127.0.0.1", "::1", "10.0.0.5", "fe80::1"]));
+    assert_eq!((f.ipv4, f.ipv6, f.known), (true, false, true));
+    let f = Families::of(&addrs(&["127.0.0.1", "::1", "fd00::5", "fe80::1"]));
+    assert_eq!((f.ipv4, f.ipv6), (false, true));
+    let f = Families::of(&addrs(&["10.0.0.5", "fd00::5"]));
+    assert_eq!((f.ipv4, f.ipv6), (true, true));
+    let f = Families::of(&addrs(&["127.0.0.1", "::1"]));
+    assert_eq!((f.ipv4, f.ipv6), (false, false));
+    assert_eq!(f.needed(), (true, false), "no address: checked as IPv4");
+    assert_eq!(
+        Families::default().needed(),
+        (true, false),
+        "unknown: as IPv4"
+    );
+}
+
+#[test]
+fn wildcard_must_reach_every_family_the_pod_has() {
+    let y = "listen:\n  - {port: 15021, bind: wildcard}\n";
+    let e = [envoy()];
+    let v4 = [tcp("0.0.0.0", 15021, &e)];
+    let dual = [tcp("::", 15021, &e)];
+    let v6 = [v6only("::", 15021, &e)];
+    let both = [tcp("0.0.0.0", 15021, &e), v6only("::", 15021, &e)];
+
+    // IPv4-only pod: 0.0.0.0 or a dual-stack [::]; a v6-only [::] alone fails.
+    assert_eq!(in_pod(y, &v4, Families::IPV4).status, Status::Pass);
+    assert_eq!(in_pod(y, &dual, Families::IPV4).status, Status::Pass);
+    assert_eq!(in_pod(y, &both, Families::IPV4).status, Status::Pass);
+    let o = in_pod(y, &v6, Families::IPV4);
+    assert_eq!(o.status, Status::Fail);
+    assert!(
+        o.reason.contains("IPv4 clients cannot reach it")
+            && o.reason.contains("[::]:15021 is IPv6-only"),
+        "{}",
+        o.reason
+    );
+    // The same with the families unknown or empty: as IPv4, never a pass.
+    assert_eq!(in_pod(y, &v6, Families::default()).status, Status::Fail);
+
+    // IPv6-only pod: a v6-only [::] is right; 0.0.0.0 alone is not.
+    assert_eq!(in_pod(y, &v6, Families::IPV6).status, Status::Pass);
+    assert_eq!(in_pod(y, &dual, Families::IPV6).status, Status::Pass);
+    let o = in_pod(y, &v4, Families::IPV6);
+    assert_eq!(o.status, Status::Fail);
+    assert!(
+        o.reason.contains("IPv6 clients cannot reach it"),
+        "{}",
+        o.reason
+    );
+
+    // Dual-stack pod: both families, by a dual-stack [::] or 0.0.0.0 + [::].
+    assert_eq!(in_pod(y, &dual, Families::DUAL).status, Status::Pass);
+    assert_eq!(in_pod(y, &both, Families::DUAL).status, Status::Pass);
+    let o = in_pod(y, &v4, Families::DUAL);
+    assert!(o.reason.contains("IPv6 clients"), "{}", o.reason);
+    let o = in_pod(y, &v6, Families::DUAL);
+    assert!(o.reason.contains("IPv4 clients"), "{}", o.reason);
+    assert!(o.reason.contains("IPv4 and IPv6"), "{}", o.reason);
+
+    // Sockets read from /proc/net text do not say IPV6_V6ONLY: unknown, which fails.
+    let mut unsure = tcp("::", 15021, &e);
+    unsure.v6only = None;
+    let o = in_pod(y, &[unsure.clone()], Families::IPV4);
+    assert_eq!(o.status, Status::Unknown);
+    assert!(o.failed());
+    assert!(o.reason.contains("IPV6_V6ONLY"), "{}", o.reason);
+    // ... unless IPv4 is served otherwise, or the pod is IPv6-only.
+    let o = in_pod(
+        y,
+        &[unsure.clone(), tcp("0.0.0.0", 15021, &e)],
+        Families::IPV4,
+    );
+    assert_eq!(o.status, Status::Pass);
+    assert_eq!(in_pod(y, &[unsure], Families::IPV6).status, Status::Pass);
+
+    // The owner rule still applies on top.
+    let o = in_pod(
+        "listen:\n  - {port: 15021, bind: wildcard, owner: envoy}\n",
+        &[v6only("::", 15021, &[app()])],
+        Families::IPV4,
+    );
+    assert!(
+        o.reason.contains("IPv4 clients") && o.reason.contains("expected envoy"),
+        "{}",
+        o.reason
+    );
+}
+
+#[test]
+fn loopback_is_the_loopback_address_of_the_family_each_listener_serves() {
+    let y = "listen:\n  - {port: 15000, bind: loopback}\n";
+    let e = [envoy()];
+    for fam in [Families::IPV4, Families::IPV6, Families::DUAL] {
+        assert_eq!(
+            in_pod(y, &[tcp("127.0.0.1", 15000, &e)], fam).status,
+            Status::Pass
+        );
+        assert_eq!(
+            in_pod(y, &[v6only("::1", 15000, &e)], fam).status,
+            Status::Pass
+        );
+        assert_eq!(
+            in_pod(y, &[tcp("::ffff:127.0.0.1", 15000, &e)], fam).status,
+            Status::Pass
+        );
+        // Widened to the wildcard, of either family: fails.
+        for wide in [
+            tcp("0.0.0.0", 15000, &e),
+            tcp("::", 15000, &e),
+            v6only("::", 15000, &e),
+        ] {
+            let o = in_pod(y, &[tcp("127.0.0.1", 15000, &e), wide], fam);
+            assert_eq!(o.status, Status::Fail, "{fam:?}");
+            assert!(o.reason.contains("expected loopback only"), "{}", o.reason);
+        }
+    }
+}
+
+#[test]
+fn a_bound_unix_datagram_socket_listens_even_when_a_client_connected_to_it() {
+    // Linux 5.15+ marks both ends of a unix datagram connect() ESTABLISHED.
+    let o = only(
+        "listen:\n  - path: run/dgram.sock\n",
+        &[unix(
+            path("/run/dgram.sock"),
+            SockType::Dgram,
+            State::Established,
+            &[app()],
+        )],
+    );
+    assert_eq!(o.status, Status::Pass, "{}", o.reason);
+    // The connected client is unnamed: no listener, so strict has no extra.
+    let client = unix(
+        UnixName::Unnamed,
+        SockType::Dgram,
+        State::Established,
+        &[app()],
+    );
+    assert!(!is_listener(&client));
+}
+
+#[test]
+fn dropped_items_are_reported_not_checked_and_strict_still_names_them() {
+    let e = exp(
+        "extends: istio-sidecar\nlisten:\n  - {port: 9080, owner: app}\ndrop:\n  - port: 15090\nstrict: true\n",
+    );
+    let mut sockets: Vec<Socket> = sidecar()
+        .into_iter()
+        .filter(|s| s.local.port() != Some(15090))
+        .collect();
+    let o = evaluate(&e, &sockets, Visibility::default());
+    let d: Vec<&Outcome> = o.iter().filter(|o| o.status == Status::Dropped).collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].expected, "listen tcp/15090 owner=envoy");
+    assert_eq!(d[0].from(), "istio-sidecar, dropped by test.yaml:5");
+    assert!(!d[0].failed());
+    assert!(o.iter().all(|o| !o.failed()), "{o:#?}");
+    // Envoy's stats port back (a dropped item's port is still named under strict).
+    sockets.push(tcp("0.0.0.0", 15090, &[envoy()]));
+    let o = evaluate(&e, &sockets, Visibility::default());
+    assert!(o.iter().all(|o| !o.failed()), "{o:#?}");
+    // Strict counts the profile's items as named: a conformant pod passes.
+    let e =
+        exp("extends: istio-sidecar\nforbid:\n  - {port: 15000, bind: wildcard}\nstrict: true\n");
+    let conformant: Vec<Socket> = sidecar()
+        .into_iter()
+        .filter(|s| s.local.port() != Some(9080))
+        .collect();
+    let o = evaluate(&e, &conformant, Visibility::default());
+    assert!(o.iter().all(|o| !o.failed()), "{o:#?}");
+}
+
+#[test]
+fn a_forbid_in_a_file_never_removes_the_profiles_listen_requirement() {
+    // The README's old example: a pod without 15000 and 15021 must fail.
+    let e = exp(
+        "extends: istio-sidecar\nforbid:\n  - {port: 15000, bind: wildcard}\n  - {port: 15021, owner: app}\n",
+    );
+    let broken: Vec<Socket> = sidecar()
+        .into_iter()
+        .filter(|s| !matches!(s.local.port(), Some(15000 | 15021)))
+        .collect();
+    let o = evaluate(&e, &broken, Visibility::default());
+    let failed: Vec<&str> = o
+        .iter()
+        .filter(|o| o.failed())
+        .map(|o| o.expected.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "listen tcp/15000 owner=envoy bind=loopback",
+            "listen tcp/15021 owner=envoy bind=wildcard"
+        ]
+    );
+    // Both hold: envoy's admin on 0.0.0.0 fails the profile's item and the file's forbid.
+    let mut wide = broken.clone();
+    wide.push(tcp("0.0.0.0", 15000, &[envoy()]));
+    wide.push(tcp("0.0.0.0", 15021, &[envoy()]));
+    let o = evaluate(&e, &wide, Visibility::default());
+    let failed: Vec<&str> = o
+        .iter()
+        .filter(|o| o.failed())
+        .map(|o| o.expected.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "listen tcp/15000 owner=envoy bind=loopback",
+            "forbid tcp/15000 bind=wildcard"
+        ]
+    );
+}
+
+#[test]
+fn a_file_requiring_what_its_profile_forbids_fails_and_says_how_to_allow_it() {
+    let e = exp("extends: istio-ambient\nlisten:\n  - {port: 15020, owner: app}\n");
+    let o = evaluate(
+        &e,
+        &[tcp("0.0.0.0", 15020, &[app()])],
+        Visibility::default(),
+    );
+    let f = o.iter().find(|o| o.expected == "forbid tcp/15020").unwrap();
+    assert_eq!(f.status, Status::Fail);
+    assert!(
+        f.reason.contains(
+            "(test.yaml:3 requires it; to allow it, drop the forbid: `drop: [{port: 15020}]`)"
+        ),
+        "{}",
+        f.reason
+    );
+    // With the drop, it passes.
+    let e = exp(
+        "extends: istio-ambient\nlisten:\n  - {port: 15020, owner: app}\ndrop:\n  - port: 15020\n",
+    );
+    let o = evaluate(
+        &e,
+        &[tcp("0.0.0.0", 15020, &[app()])],
+        Visibility::default(),
+    );
+    assert!(
+        o.iter()
+            .filter(|o| o.target.as_ref().and_then(|t| t.port()) == Some(15020))
+            .all(|o| !o.failed()),
+        "{o:#?}"
+    );
 }

@@ -9,22 +9,60 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::{BindSpec, Forbid, Format, Listen, Owner, ParseError, Spec, Target};
+use serde_saphyr::Spanned;
+
+use super::{
+    BindSpec, DropItem, Forbid, Format, Listen, Owner, OwnerNetns, ParseError, Spec, Target,
+};
 use crate::catalog::relative;
 use crate::check::profiles;
 use crate::model::Proto;
 
 /// One file as written. Every error carries the line and column the parser stopped at.
+/// Items carry their line (`Origin::line`; `DropItem::location`), read from the YAML parser's
+/// spans. A JSON file is parsed as JSON (its errors are JSON's), then its items are located
+/// by reading it again as YAML, which JSON is; if that fails they have no line.
 pub fn parse(text: &str, format: Format) -> Result<Spec, ParseError> {
     let raw = match format {
         Format::Yaml => parse_yaml(text)?,
-        Format::Json => parse_json(text)?,
+        Format::Json => {
+            let mut raw = parse_json(text)?;
+            if let Ok(spanned) = parse_yaml(text) {
+                raw.take_locations(&spanned);
+            }
+            raw
+        }
     };
+    let line = |loc: &Option<(u64, u64)>| loc.map(|(l, _)| l);
     Ok(Spec {
         description: raw.description,
         extends: raw.extends.0.into_iter().map(|p| p.0).collect(),
-        listen: raw.listen,
-        forbid: raw.forbid,
+        listen: raw
+            .listen
+            .into_iter()
+            .map(|i| {
+                let mut l = i.value;
+                l.origin.line = line(&i.location);
+                l
+            })
+            .collect(),
+        forbid: raw
+            .forbid
+            .into_iter()
+            .map(|i| {
+                let mut f = i.value;
+                f.origin.line = line(&i.location);
+                f
+            })
+            .collect(),
+        drop: raw
+            .drop
+            .into_iter()
+            .map(|i| DropItem {
+                location: i.location,
+                ..i.value
+            })
+            .collect(),
         strict: raw.strict,
     })
 }
@@ -91,11 +129,46 @@ struct RawFile {
     #[serde(default)]
     extends: Extends,
     #[serde(default, deserialize_with = "list")]
-    listen: Vec<Listen>,
+    listen: Vec<Located<Listen>>,
     #[serde(default, deserialize_with = "list")]
-    forbid: Vec<Forbid>,
+    forbid: Vec<Located<Forbid>>,
+    #[serde(default, deserialize_with = "list")]
+    drop: Vec<Located<DropItem>>,
     #[serde(default)]
     strict: Option<bool>,
+}
+
+impl RawFile {
+    /// Takes the items' locations from `other`, the same file read again, item by item.
+    fn take_locations(&mut self, other: &RawFile) {
+        fn take<T>(mine: &mut [Located<T>], theirs: &[Located<T>]) {
+            if mine.len() == theirs.len() {
+                for (m, t) in mine.iter_mut().zip(theirs) {
+                    m.location = t.location;
+                }
+            }
+        }
+        take(&mut self.listen, &other.listen);
+        take(&mut self.forbid, &other.forbid);
+        take(&mut self.drop, &other.drop);
+    }
+}
+
+/// An item and where it starts in the file (1-based line and column), when the parser says.
+struct Located<T> {
+    value: T,
+    location: Option<(u64, u64)>,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Located<T>, D::Error> {
+        let s = Spanned::<T>::deserialize(d)?;
+        let loc = s.referenced;
+        Ok(Located {
+            value: s.value,
+            location: (loc.line() > 0).then(|| (loc.line(), loc.column())),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,6 +180,7 @@ pub(super) struct RawListen {
     proto: Option<Proto>,
     owner: Option<String>,
     bind: Option<String>,
+    owner_netns: Option<OwnerNetns>,
     #[serde(default)]
     optional: bool,
 }
@@ -120,6 +194,14 @@ pub(super) struct RawForbid {
     proto: Option<Proto>,
     owner: Option<String>,
     bind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDrop {
+    port: Option<Port>,
+    path: Option<String>,
+    proto: Option<Proto>,
 }
 
 /// The fields `listen` and `forbid` items share, checked together.
@@ -201,13 +283,28 @@ impl TryFrom<RawListen> for Listen {
     type Error = String;
     fn try_from(r: RawListen) -> Result<Listen, String> {
         let i = item(r.name, r.port, r.path, r.proto, r.owner, r.bind)?;
+        if r.owner_netns.is_some() && i.owner.is_none() {
+            return Err("`owner_netns` says where the owner lives: give `owner:` too".into());
+        }
         Ok(Listen {
             name: i.name,
             target: i.target,
             owner: i.owner,
             bind: i.bind,
+            owner_netns: r.owner_netns,
             optional: r.optional,
-            origin: String::new(),
+            origin: Default::default(),
+        })
+    }
+}
+
+impl TryFrom<RawDrop> for DropItem {
+    type Error = String;
+    fn try_from(r: RawDrop) -> Result<DropItem, String> {
+        let i = item(None, r.port, r.path, r.proto, None, None)?;
+        Ok(DropItem {
+            target: i.target,
+            location: None,
         })
     }
 }
@@ -221,7 +318,7 @@ impl TryFrom<RawForbid> for Forbid {
             target: i.target,
             owner: i.owner,
             bind: i.bind,
-            origin: String::new(),
+            origin: Default::default(),
         })
     }
 }
@@ -397,7 +494,7 @@ impl<'de> Deserialize<'de> for Root {
         impl<'de> Visitor<'de> for V {
             type Value = Root;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of `extends`, `listen`, `forbid` and `strict`")
+                f.write_str("a mapping of `extends`, `listen`, `forbid`, `drop` and `strict`")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Root, A::Error> {
                 RawFile::deserialize(de::value::MapAccessDeserializer::new(map)).map(Root)
@@ -433,7 +530,7 @@ impl<'de> Deserialize<'de> for Root {
 
 fn not_a_mapping<E: de::Error>(found: &str) -> E {
     E::custom(format!(
-        "an expectation file is a mapping (`extends:`, `listen:`, `forbid:`, `strict:`), not \
-         {found}"
+        "an expectation file is a mapping (`extends:`, `listen:`, `forbid:`, `drop:`, \
+         `strict:`), not {found}"
     ))
 }

@@ -10,13 +10,21 @@
 //!     proto: tcp             # tcp (default) | udp | unix (with `path:` instead of `port:`)
 //!     owner: app             # optional: a process kind or a comm name
 //!     bind: any              # optional: any | loopback | wildcard | an address
+//!     owner_netns: other     # optional: own | other (held from another netns: ambient ztunnel)
 //!     optional: false        # true: checked only when something listens there
 //!     name: productpage      # optional: shown in reports
-//! forbid:                    # none of these may be listening
+//! forbid:                    # none of these may be listening (added to the profiles')
 //!   - port: 15000
 //!     bind: wildcard         # narrows what is forbidden (also `owner:`)
-//! strict: false              # true: any listener not named by `listen` fails
+//! drop:                      # profile items removed on purpose, reported on every run
+//!   - port: 15004
+//! strict: false              # true: any listener not named by a `listen` item (the
+//!                            # file's or its profiles') fails
 //! ```
+//!
+//! A file adds to the profiles it extends and never silently weakens them: its `listen` item
+//! for a port replaces only the profiles' `listen` items for that port (and says so in its
+//! `Origin`), its `forbid` items remove nothing, and only `drop` removes a profile item.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -31,7 +39,7 @@ mod file;
 
 pub use extends::resolve;
 pub use file::parse;
-use file::{RawForbid, RawListen};
+use file::{RawDrop, RawForbid, RawListen};
 
 /// What an expectation is about: a TCP or UDP port, or a unix socket name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +217,44 @@ impl fmt::Display for BindSpec {
     }
 }
 
+/// Where an expectation comes from: `podports.yaml:7, replaces istio-sidecar`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The profile or file (as given on the command line).
+    pub source: String,
+    /// The item's line in a file; none for the built-in profiles (named by their name).
+    pub line: Option<u64>,
+    /// The profiles whose `listen` items for the same port or path this item replaces.
+    pub replaces: Vec<String>,
+}
+
+impl Origin {
+    pub fn new(source: &str) -> Origin {
+        Origin {
+            source: source.to_string(),
+            ..Origin::default()
+        }
+    }
+
+    /// `podports.yaml:7`, without what it replaces.
+    pub fn at(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.source),
+            None => self.source.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.at())?;
+        if !self.replaces.is_empty() {
+            write!(f, ", replaces {}", self.replaces.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// Something that must be listening.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawListen")]
@@ -219,10 +265,32 @@ pub struct Listen {
     /// `loopback` and `wildcard` constrain every listener of the port; an address selects the
     /// listeners on it (`port: 9080, bind: 10.0.0.5` means "listening on 10.0.0.5:9080").
     pub bind: BindSpec,
+    /// Whether the owner must hold it from the pod's own network namespace or from another
+    /// (ambient ztunnel opens the pod's listeners inside it, then lives in its own).
+    pub owner_netns: Option<OwnerNetns>,
     /// Checked only when something listens there (Istio's DNS capture, HBONE, ...).
     pub optional: bool,
-    /// The profile or file it comes from.
-    pub origin: String,
+    /// The profile or file (and line) it comes from, and what it replaces.
+    pub origin: Origin,
+}
+
+/// Where the process holding a listener lives, relative to the pod's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerNetns {
+    /// In the pod's own network namespace.
+    Own,
+    /// In another one (ambient ztunnel, from its own pod).
+    Other,
+}
+
+impl OwnerNetns {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerNetns::Own => "own",
+            OwnerNetns::Other => "other",
+        }
+    }
 }
 
 /// Something that must not be listening. `bind` and `owner` narrow what is forbidden.
@@ -233,7 +301,37 @@ pub struct Forbid {
     pub target: Target,
     pub owner: Option<Owner>,
     pub bind: BindSpec,
-    pub origin: String,
+    pub origin: Origin,
+}
+
+/// A `drop` item as written: the port or path whose profile items the file removes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDrop")]
+pub struct DropItem {
+    pub target: Target,
+    /// 1-based line and column in the file, when known.
+    pub location: Option<(u64, u64)>,
+}
+
+impl DropItem {
+    /// `drop tcp/15004`.
+    pub fn describe(&self) -> String {
+        format!("drop {}", self.target)
+    }
+}
+
+/// A profile item a file removed with `drop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Listen(Listen),
+    Forbid(Forbid),
+}
+
+/// What `drop` removed, and which file (and line) removed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub item: Removed,
+    pub by: Origin,
 }
 
 impl Listen {
@@ -241,6 +339,9 @@ impl Listen {
     pub fn describe(&self) -> String {
         let mut s = format!("listen {}", self.target);
         push_narrowing(&mut s, &self.owner, self.bind);
+        if let Some(n) = self.owner_netns {
+            s.push_str(&format!(" owner_netns={}", n.as_str()));
+        }
         if self.optional {
             s.push_str(" optional");
         }
@@ -271,6 +372,8 @@ fn push_narrowing(s: &mut String, owner: &Option<Owner>, bind: BindSpec) {
 pub struct Expectations {
     pub listen: Vec<Listen>,
     pub forbid: Vec<Forbid>,
+    /// Profile items a file removed with `drop`: not checked, but reported on every run.
+    pub dropped: Vec<Dropped>,
     /// The origin that asked for `strict: true`, if any did.
     pub strict: Option<String>,
 }
@@ -279,6 +382,17 @@ impl Expectations {
     /// Nothing to check at all: a CI step that always passes, which is never what was meant.
     pub fn is_empty(&self) -> bool {
         self.listen.is_empty() && self.forbid.is_empty() && self.strict.is_none()
+    }
+
+    /// The `listen` items `strict` counts as named: every one checked, and every one a file
+    /// dropped (a dropped requirement is no longer required, but its port is still known).
+    pub fn named(&self) -> impl Iterator<Item = &Listen> {
+        self.listen
+            .iter()
+            .chain(self.dropped.iter().filter_map(|d| match &d.item {
+                Removed::Listen(l) => Some(l),
+                Removed::Forbid(_) => None,
+            }))
     }
 
     /// Adds `other`'s expectations, skipping exact duplicates (two profiles extending the
@@ -294,6 +408,11 @@ impl Expectations {
                 self.forbid.push(f);
             }
         }
+        for d in other.dropped {
+            if !self.dropped.contains(&d) {
+                self.dropped.push(d);
+            }
+        }
         if self.strict.is_none() {
             self.strict = other.strict;
         }
@@ -307,6 +426,7 @@ pub struct Spec {
     pub extends: Vec<String>,
     pub listen: Vec<Listen>,
     pub forbid: Vec<Forbid>,
+    pub drop: Vec<DropItem>,
     pub strict: Option<bool>,
 }
 
@@ -356,7 +476,7 @@ impl fmt::Display for ParseError {
 /// file (or profile) in reports.
 pub fn load(text: &str, format: Format, origin: &str) -> Result<Expectations, ParseError> {
     let spec = parse(text, format)?;
-    let exp = resolve(spec, origin).map_err(ParseError::unlocated)?;
+    let exp = resolve(spec, origin)?;
     if exp.is_empty() {
         return Err(ParseError::unlocated(
             "expects nothing: add `extends: PROFILE`, `listen:`, `forbid:` or `strict: true`"

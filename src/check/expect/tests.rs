@@ -34,8 +34,8 @@ fn every_malformed_file_is_rejected_with_line_and_column() {
     type Case<'a> = (&'a str, Option<(u64, u64)>, &'a str);
     #[rustfmt::skip]
     let cases: &[Case] = &[
-        ("bad-unknown-key.yaml", Some((3, 5)), "unknown field `colour`, expected one of name, port, path, proto, owner, bind, optional"),
-        ("bad-unknown-top-key.yaml", Some((2, 1)), "unknown field `listens`, expected one of description, extends, listen, forbid, strict"),
+        ("bad-unknown-key.yaml", Some((3, 5)), "unknown field `colour`, expected one of name, port, path, proto, owner, bind, owner_netns, optional"),
+        ("bad-unknown-top-key.yaml", Some((2, 1)), "unknown field `listens`, expected one of description, extends, listen, forbid, drop, strict"),
         ("bad-optional-in-forbid.yaml", Some((3, 5)), "unknown field `optional`"),
         ("bad-port-out-of-range.yaml", Some((3, 11)), "port 70000 is out of range: a port is 1 to 65535"),
         ("bad-port-zero.yaml", Some((2, 11)), "port 0 is out of range"),
@@ -62,6 +62,7 @@ fn every_malformed_file_is_rejected_with_line_and_column() {
         ("bad-not-a-mapping.yaml", Some((1, 1)), "expected mapping start"),
         ("bad-empty.yaml", None, "expects nothing: add `extends: PROFILE`, `listen:`, `forbid:` or `strict: true`"),
         ("bad-trailing-comma.json", Some((4, 3)), "trailing comma"),
+        ("bad-drop-nothing.yaml", Some((4, 5)), "`drop` tcp/15005: no profile this file extends (istio-sidecar) requires or forbids it"),
         ("bad-unknown-key.json", Some((3, 43)), "unknown field `colour`"),
     ];
     let on_disk = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/check"))
@@ -99,12 +100,14 @@ fn the_full_example_loads_and_replaces_what_it_names() {
     assert_eq!(dns.len(), 2, "{dns:#?}");
     let udp = dns.iter().find(|l| l.target.proto() == Proto::Udp).unwrap();
     assert!(!udp.optional);
-    assert_eq!(udp.origin, "valid-full.yaml");
+    assert_eq!(udp.origin.source, "valid-full.yaml");
+    assert_eq!(udp.origin.replaces, ["istio-sidecar"]);
+    assert!(udp.origin.line.is_some());
     let tcp = dns.iter().find(|l| l.target.proto() == Proto::Tcp).unwrap();
     assert!(tcp.optional);
-    assert_eq!(tcp.origin, "istio-sidecar");
+    assert_eq!(tcp.origin, Origin::new("istio-sidecar"));
     // Profile items first, then the file's, each with its origin.
-    assert_eq!(e.listen[0].origin, "istio-sidecar");
+    assert_eq!(e.listen[0].origin, Origin::new("istio-sidecar"));
     let app = e
         .listen
         .iter()
@@ -116,7 +119,7 @@ fn the_full_example_loads_and_replaces_what_it_names() {
     let sock = e
         .listen
         .iter()
-        .find(|l| l.target.proto() == Proto::Unix && l.origin == "valid-full.yaml")
+        .find(|l| l.target.proto() == Proto::Unix && l.origin.source == "valid-full.yaml")
         .unwrap();
     assert_eq!(sock.owner, Some(Owner::Comm("productpage".into())));
     assert_eq!(
@@ -149,14 +152,25 @@ fn json_and_yaml_are_the_same_format() {
     );
     let origin = |mut e: Expectations| {
         for l in &mut e.listen {
-            l.origin = l.origin.replace("valid.json", "f.yaml");
+            l.origin.source = l.origin.source.replace("valid.json", "f.yaml");
+            l.origin.line = None;
         }
         for f in &mut e.forbid {
-            f.origin = f.origin.replace("valid.json", "f.yaml");
+            f.origin.source = f.origin.source.replace("valid.json", "f.yaml");
+            f.origin.line = None;
         }
         e
     };
-    assert_eq!(origin(j), y);
+    let j = origin(j);
+    assert_eq!(j, origin(y));
+    // JSON items have lines too, read from the same text as YAML.
+    let j = load_fixture("valid.json").unwrap();
+    assert!(
+        j.listen
+            .iter()
+            .any(|l| l.origin.source == "valid.json" && l.origin.line.is_some()),
+        "{j:#?}"
+    );
     // A JSON file named .yaml is read as YAML: it parses all the same.
     let (_, text) = fixture("valid.json");
     assert!(load(&text, Format::Yaml, "x.yaml").is_ok());
@@ -178,28 +192,59 @@ fn json_and_yaml_are_the_same_format() {
 fn empty_lists_are_allowed() {
     let e = load_fixture("valid-empty-lists.yaml").unwrap();
     assert_eq!(e.listen.len(), 4);
-    assert!(e.listen.iter().all(|l| l.origin == "linkerd-proxy"));
+    assert!(
+        e.listen
+            .iter()
+            .all(|l| l.origin == Origin::new("linkerd-proxy"))
+    );
     assert!(e.forbid.is_empty());
 }
 
 #[test]
-fn own_items_replace_the_profiles_items_for_that_port() {
-    // An app allowed on 15020 in an ambient pod: the file's item replaces the forbid.
-    let e = yaml("extends: istio-ambient\nlisten:\n  - port: 15020\n    owner: app\n");
-    assert!(e.forbid.iter().all(|f| f.target.port() != Some(15020)));
-    assert_eq!(e.forbid.len(), 5);
-    // A forbid item replaces the profile's listen items for its port.
+fn a_forbid_item_adds_and_removes_nothing() {
+    // The README's old example: forbidding 15000 on the wildcard address and an app on 15021
+    // keeps the profile's 15000 (loopback) and 15021 (envoy) requirements: both hold.
+    let e = yaml(
+        "extends: istio-sidecar\nforbid:\n  - {port: 15000, bind: wildcard}\n  - {port: 15021, owner: app}\n",
+    );
+    let sidecar = yaml("extends: istio-sidecar\n");
+    assert_eq!(e.listen, sidecar.listen);
+    assert_eq!(e.forbid.len(), 2);
+    assert_eq!(e.forbid[0].origin.to_string(), "f.yaml:3");
+    assert_eq!(e.forbid[1].origin.to_string(), "f.yaml:4");
+    // A forbid for a port the profile only makes optional leaves the optional item too.
     let e = yaml("extends: istio-sidecar\nforbid:\n  - port: 15053\n    proto: udp\n");
-    assert!(!e.listen.iter().any(|l| l.target
+    assert!(e.listen.iter().any(|l| l.target
         == Target::Inet {
             proto: Proto::Udp,
             port: 15053
         }));
-    assert!(e.listen.iter().any(|l| l.target
-        == Target::Inet {
-            proto: Proto::Tcp,
-            port: 15053
-        }));
+}
+
+#[test]
+fn a_listen_item_replaces_only_that_ports_listen_items_and_says_so() {
+    let e = yaml("extends: istio-sidecar\nlisten:\n  - port: 15021\n    owner: app\n");
+    let ready: Vec<&Listen> = e
+        .listen
+        .iter()
+        .filter(|l| l.target.port() == Some(15021))
+        .collect();
+    assert_eq!(ready.len(), 1, "{ready:#?}");
+    assert_eq!(ready[0].owner, Some(Owner::Kind(Kind::App)));
+    assert_eq!(
+        ready[0].origin.to_string(),
+        "f.yaml:3, replaces istio-sidecar"
+    );
+    // Everything else of the profile stays.
+    assert_eq!(
+        e.listen.len(),
+        yaml("extends: istio-sidecar\n").listen.len()
+    );
+    // An app on 15020 in an ambient pod: the file's listen item does not remove the profile's
+    // forbid (both hold, so it fails); allowing it takes `drop`.
+    let e = yaml("extends: istio-ambient\nlisten:\n  - port: 15020\n    owner: app\n");
+    assert!(e.forbid.iter().any(|f| f.target.port() == Some(15020)));
+    assert!(e.listen.iter().all(|l| l.origin.replaces.is_empty()));
     // Unix paths are the same with or without a leading `/`.
     let e = yaml(
         "extends: istio-sidecar\nlisten:\n  - path: /etc/istio/proxy/XDS\n    optional: true\n",
@@ -211,6 +256,99 @@ fn own_items_replace_the_profiles_items_for_that_port() {
         .collect();
     assert_eq!(xds.len(), 1);
     assert!(xds[0].optional);
+    assert_eq!(xds[0].origin.replaces, ["istio-sidecar"]);
+}
+
+#[test]
+fn drop_removes_profile_items_on_purpose_and_keeps_them_for_the_report() {
+    let e = yaml(
+        "extends: istio-ambient\nlisten:\n  - {port: 15020, owner: app}\ndrop:\n  - port: 15020\n  - {port: 15053, proto: udp}\n",
+    );
+    assert!(e.forbid.iter().all(|f| f.target.port() != Some(15020)));
+    assert!(!e.listen.iter().any(|l| l.target
+        == Target::Inet {
+            proto: Proto::Udp,
+            port: 15053
+        }));
+    assert_eq!(e.dropped.len(), 2, "{:#?}", e.dropped);
+    assert!(matches!(&e.dropped[0].item, Removed::Forbid(f) if f.target.port() == Some(15020)));
+    assert_eq!(e.dropped[0].by.to_string(), "f.yaml:5");
+    assert!(matches!(&e.dropped[1].item, Removed::Listen(l) if l.optional));
+    assert_eq!(e.dropped[1].by.to_string(), "f.yaml:6");
+    // strict still knows a dropped listen item's port.
+    assert!(e.named().any(|l| l.target.port() == Some(15053)));
+}
+
+#[test]
+fn a_drop_naming_nothing_is_an_error_at_its_line_and_column() {
+    let e = load(
+        "extends: istio-sidecar\ndrop:\n  - port: 15004\n  - port: 15005\n",
+        Format::Yaml,
+        "f.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.location, Some((4, 5)), "{e}");
+    assert!(e.message.contains("`drop` tcp/15005"), "{e}");
+    assert!(e.message.contains("istio-sidecar"), "{e}");
+    // Twice.
+    let e = load(
+        "extends: istio-sidecar\ndrop:\n  - port: 15004\n  - port: 15004\n",
+        Format::Yaml,
+        "f.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.location, Some((4, 5)), "{e}");
+    assert!(e.message.contains("dropped twice"), "{e}");
+    // Without a profile.
+    let e = load("drop:\n  - port: 1\nstrict: true\n", Format::Yaml, "f.yaml").unwrap_err();
+    assert!(e.message.contains("extends no profile"), "{e}");
+    // Wrong proto: the profile's 15053 is udp and tcp, 15004 is tcp only.
+    let e = load(
+        "extends: istio-sidecar\ndrop:\n  - {port: 15004, proto: udp}\n",
+        Format::Yaml,
+        "f.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.location, Some((3, 5)), "{e}");
+    // JSON: located too.
+    let e = load(
+        "{\"extends\": \"istio-sidecar\",\n \"drop\": [{\"port\": 1}]}\n",
+        Format::Json,
+        "f.json",
+    )
+    .unwrap_err();
+    assert_eq!(e.location.map(|(l, _)| l), Some(2), "{e}");
+    // A drop item is a port or a path, nothing else.
+    let e = load(
+        "extends: istio-sidecar\ndrop:\n  - {port: 15004, owner: envoy}\n",
+        Format::Yaml,
+        "f.yaml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("unknown field `owner`"), "{e}");
+}
+
+#[test]
+fn the_readme_example_keeps_every_profile_requirement() {
+    let (path, text) = fixture("readme-example.yaml");
+    let e = load(&text, Format::for_path(&path), "podports.yaml").unwrap();
+    let sidecar = yaml("extends: istio-sidecar\n");
+    for l in &sidecar.listen {
+        let kept = e.listen.iter().any(|m| m.target.same(&l.target));
+        assert_eq!(kept, l.target.port() != Some(15004), "{}", l.describe());
+    }
+    // 15004 was dropped on purpose, and that is kept for the report.
+    assert_eq!(e.dropped.len(), 1);
+    assert_eq!(e.dropped[0].by.to_string(), "podports.yaml:18");
+    for port in [15000, 15021] {
+        let l = e
+            .listen
+            .iter()
+            .find(|l| l.target.port() == Some(port))
+            .unwrap();
+        assert!(!l.optional, "{}", l.describe());
+        assert_eq!(l.owner, Some(Owner::Kind(Kind::Envoy)));
+    }
 }
 
 #[test]
@@ -249,7 +387,7 @@ fn extends_cycles_and_depth_are_refused() {
     };
     let e = resolve_with(spec(), "pod.yaml", &cyclic).unwrap_err();
     assert_eq!(
-        e,
+        e.message,
         "`extends` goes round in a circle: istio-sidecar -> istio-gateway -> istio-sidecar"
     );
     // Deep but not circular: each profile extends the next, six levels down.
@@ -352,7 +490,7 @@ fn built_in_profiles_agree_with_the_catalog() {
         assert!(!e.listen.is_empty(), "{}", p.name);
         for l in &e.listen {
             assert!(l.name.is_some(), "{}: {} has no name", p.name, l.describe());
-            assert_eq!(l.origin, p.name);
+            assert_eq!(l.origin, Origin::new(p.name));
             let (Target::Inet { proto, port }, Some(Owner::Kind(kind))) = (&l.target, &l.owner)
             else {
                 continue;

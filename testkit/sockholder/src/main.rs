@@ -53,6 +53,8 @@
 //!     (this helper's listeners do, unless noaccept).
 //! unix-listen=NAME         SOCK_STREAM listener       unix-seqpacket=NAME   SOCK_SEQPACKET listener
 //! unix-dgram=NAME          bound SOCK_DGRAM socket
+//! unix-dgram-connect=NAME  unbound SOCK_DGRAM client connect()ed to NAME, kept (the kernel
+//!                          then shows both it and the bound socket ESTABLISHED)
 //! unix-connect=NAME        SOCK_STREAM client, kept   unix-seqpacket-connect=NAME  likewise
 //! socketpair[=stream|dgram|seqpacket]   an unnamed connected pair (default stream), both kept
 //! mkdir=DIR                create_dir_all             chdir=DIR             change directory
@@ -116,7 +118,7 @@ ops (run in order; then hold everything until SIGTERM):
   udp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF]
   tcp-connect=ADDR:PORT[,from=ADDR[:PORT]][,mark=N][,dev=IF][,count=N]
   tcp-timewait=ADDR:PORT[,from=ADDR[:PORT]]
-  unix-listen=NAME  unix-seqpacket=NAME  unix-dgram=NAME
+  unix-listen=NAME  unix-seqpacket=NAME  unix-dgram=NAME  unix-dgram-connect=NAME
   unix-connect=NAME  unix-seqpacket-connect=NAME
   socketpair[=stream|dgram|seqpacket]
   mkdir=DIR  chdir=DIR  setns=NETNS_PATH  comm=NAME  user=UID  wait-file=PATH
@@ -227,6 +229,7 @@ enum Op {
     TcpTimeWait(SocketAddr, InetOpts),
     UnixListen(Vec<u8>, UnixType),
     UnixDgram(Vec<u8>),
+    UnixDgramConnect(Vec<u8>),
     UnixConnect(Vec<u8>, UnixType),
     SocketPair(UnixType),
     Mkdir(PathBuf),
@@ -295,6 +298,7 @@ fn parse_cli(args: &[OsString]) -> Result<Option<Cli>, String> {
             "unix-listen" => Op::UnixListen(need("NAME")?.to_vec(), UnixType::Stream),
             "unix-seqpacket" => Op::UnixListen(need("NAME")?.to_vec(), UnixType::Seqpacket),
             "unix-dgram" => Op::UnixDgram(need("NAME")?.to_vec()),
+            "unix-dgram-connect" => Op::UnixDgramConnect(need("NAME")?.to_vec()),
             "unix-connect" => Op::UnixConnect(need("NAME")?.to_vec(), UnixType::Stream),
             "unix-seqpacket-connect" => {
                 Op::UnixConnect(need("NAME")?.to_vec(), UnixType::Seqpacket)
@@ -583,6 +587,12 @@ impl Holder {
                 let fd = unix_socket(SockType::Datagram)?;
                 bind(fd.as_raw_fd(), &unix_addr(name)?).map_err(|e| ctx("bind", e))?;
                 self.record(&fd, "unix-dgram")?;
+                self.held.push(fd);
+            }
+            Op::UnixDgramConnect(name) => {
+                let fd = unix_socket(SockType::Datagram)?;
+                connect(fd.as_raw_fd(), &unix_addr(name)?).map_err(|e| ctx("connect", e))?;
+                self.record(&fd, "unix-dgram-connect")?;
                 self.held.push(fd);
             }
             Op::UnixConnect(name, ty) => {
