@@ -240,6 +240,11 @@ fn kinds(hs: &[Holder]) -> String {
     parts.join(" | ")
 }
 
+/// `1 socket`, `2 sockets`, `0 sockets`.
+pub fn plural_n(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `socket` for one, `sockets` for any other count.
 pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
