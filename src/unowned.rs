@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use crate::model::{Socket, State, Unowned};
 
 /// Capabilities (include/uapi/linux/capability.h).
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_PTRACE: u32 = 19;
 
 /// Who podports runs as (its own `/proc/self/status` and `uid_map`).
@@ -28,6 +30,11 @@ pub struct Caller {
 impl Caller {
     fn ptrace_effective(&self) -> bool {
         self.cap_eff & (1 << CAP_SYS_PTRACE) != 0
+    }
+
+    /// Listing another uid's `/proc/<pid>/fd` (mode 0500) takes one of these.
+    fn dac_read(&self) -> bool {
+        self.cap_eff & ((1 << CAP_DAC_READ_SEARCH) | (1 << CAP_DAC_OVERRIDE)) != 0
     }
 
     fn ptrace_bounding(&self) -> bool {
@@ -62,7 +69,11 @@ pub enum Denial {
     /// A non-root uid without CAP_SYS_PTRACE effective; `bounding` when it is in the bounding
     /// set (kubectl's `general` profile): a non-root uid never gets it effective that way.
     UidWithoutPtrace { bounding: bool },
-    /// CAP_SYS_PTRACE effective and still refused: a security policy, or a user namespace.
+    /// CAP_SYS_PTRACE effective, but neither CAP_DAC_READ_SEARCH nor CAP_DAC_OVERRIDE: another
+    /// uid's fd directory cannot be listed.
+    PtraceWithoutDac,
+    /// CAP_SYS_PTRACE (and a DAC capability) effective and still refused: a security policy,
+    /// or a user namespace.
     Policy,
     /// Podports' own status could not be read.
     Unknown,
@@ -71,6 +82,7 @@ pub enum Denial {
 pub fn denial(caller: Option<&Caller>) -> Denial {
     match caller {
         None => Denial::Unknown,
+        Some(c) if c.ptrace_effective() && !c.user_ns && !c.dac_read() => Denial::PtraceWithoutDac,
         Some(c) if c.ptrace_effective() => Denial::Policy,
         Some(c) if c.uid == 0 => Denial::RootWithoutPtrace,
         Some(c) => Denial::UidWithoutPtrace {
@@ -232,6 +244,14 @@ pub fn hidden_warning(hidden: usize, facts: &Facts) -> String {
                 text.push_str(root_text);
             }
         }
+        Denial::PtraceWithoutDac => {
+            text.push_str(
+                "podports has CAP_SYS_PTRACE effective but neither CAP_DAC_READ_SEARCH nor \
+                 CAP_DAC_OVERRIDE, and listing another uid's /proc/<pid>/fd takes one. What \
+                 shows them here: add CAP_DAC_READ_SEARCH",
+            );
+            text.push_str(&run_as_text(", or "));
+        }
         Denial::Policy => {
             let who = match caller {
                 Some(c) if c.uid == 0 => "root".to_string(),
@@ -299,6 +319,7 @@ mod tests {
     }
 
     const PTRACE: u64 = 1 << CAP_SYS_PTRACE;
+    const DAC: u64 = 1 << CAP_DAC_READ_SEARCH;
 
     fn facts(c: Caller, unreadable: &[(i32, u32, u32)]) -> Facts {
         Facts {
@@ -347,7 +368,14 @@ mod tests {
             denial(Some(&caller(1337, 0, 0))),
             Denial::UidWithoutPtrace { bounding: false }
         );
-        assert_eq!(denial(Some(&caller(0, PTRACE, PTRACE))), Denial::Policy);
+        assert_eq!(
+            denial(Some(&caller(0, PTRACE | DAC, PTRACE))),
+            Denial::Policy
+        );
+        assert_eq!(
+            denial(Some(&caller(0, PTRACE, PTRACE))),
+            Denial::PtraceWithoutDac
+        );
         assert_eq!(denial(None), Denial::Unknown);
     }
 
@@ -420,11 +448,17 @@ mod tests {
 
     #[test]
     fn a_policy_denial_suggests_no_uid_and_no_capability() {
-        let w = hidden_warning(1, &facts(caller(0, PTRACE, PTRACE), &[(7, 1337, 1337)]));
+        let w = hidden_warning(
+            1,
+            &facts(caller(0, PTRACE | DAC, PTRACE), &[(7, 1337, 1337)]),
+        );
         assert!(w.contains("was still refused"), "{w}");
         assert!(w.contains("security policy"), "{w}");
         assert!(!w.contains("--run-as") && !w.contains("`--root`"), "{w}");
         let mut f = facts(caller(0, PTRACE, PTRACE), &[(7, 65534, 65534)]);
+        let w = hidden_warning(1, &f);
+        assert!(w.contains("neither CAP_DAC_READ_SEARCH"), "{w}");
+        assert!(w.contains("--run-as 65534:65534"), "{w}");
         if let Some(c) = f.caller.as_mut() {
             c.user_ns = true;
         }
