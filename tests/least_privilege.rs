@@ -336,7 +336,10 @@ ss -tuxanpeH
     let w = warnings(&doc);
     assert!(!w.contains("owners hidden"), "{w}");
     // No remedy for a privilege problem there is not.
-    assert!(!w.contains("CAP_SYS_PTRACE") && !w.contains("--root"), "{w}");
+    assert!(
+        !w.contains("CAP_SYS_PTRACE") && !w.contains("--root"),
+        "{w}"
+    );
     assert!(
         w.contains("2 sockets have no holder in this pid namespace")
             && w.contains("outside it")
