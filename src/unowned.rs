@@ -174,8 +174,10 @@ pub fn hidden_warning(hidden: usize, facts: &Facts) -> String {
         match pairs.as_slice() {
             [] => String::new(),
             [one] => format!(
-                "{lead}run podports as their uid and gid, which needs no capability (the \
-                 kubectl plugin: `kubectl podports --run-as {one}`)"
+                "{lead}run podports as uid {} gid {}, which needs no capability (the kubectl \
+                 plugin: `kubectl podports --run-as {one}`)",
+                one.split(':').next().unwrap_or_default(),
+                one.split(':').nth(1).unwrap_or_default(),
             ),
             many => format!(
                 "{lead}run podports as each pair of uid and gid in turn, which needs no \
