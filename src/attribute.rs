@@ -1,15 +1,17 @@
 //! Stage 3, attribute: sockets -> every process holding each, and its kind. The one interface
 //! to both walks of the fd tables, `/proc/*/fd` and the kernel's (BPF iterator), which
 //! `sys::procfs` runs; `FdWalk` picks. Never guesses a holder: a socket nobody is seen holding
-//! stays unowned, and hidden owners are counted and said.
+//! stays unowned, with the reason `unowned` decides (hidden, outside the pid namespace, no
+//! process), and hidden owners are counted and said with what would show them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::classify::{Classification, classify};
 use crate::error::Error;
-use crate::model::{Holder, Kind, Socket, State};
+use crate::model::{Holder, Kind, Socket, Unowned};
 use crate::sys::procfs::{self, FdWalk, Owners, ProcRoot, Walk};
+use crate::unowned;
 
 /// Starts the walk of the target namespace's processes, which needs no list of sockets: it
 /// may run (on `helpers()` threads, each calling `work`) while they are being dumped.
@@ -105,28 +107,25 @@ pub fn apply_owners(
             })
             .collect();
     }
-    let orphans = sockets
-        .iter()
-        .filter(|s| s.inode != 0 && s.holders.is_empty() && s.state != State::TimeWait)
-        .count();
-    if orphans > 0 && !owners.unreadable.is_empty() {
-        warnings.push(format!(
-            "owners hidden: {orphans} {} no visible owner and the fds of {} {} \
-             could not be read; grant CAP_SYS_PTRACE (or use `kubectl debug \
-             --profile=general`) to see them",
-            if orphans == 1 {
-                "socket has"
-            } else {
-                "sockets have"
-            },
-            owners.unreadable.len(),
-            if owners.unreadable.len() == 1 {
-                "process"
-            } else {
-                "processes"
-            }
-        ));
-        return orphans;
+    // Only when some socket has no holder: the facts cost a few reads.
+    if !sockets.iter().any(|s| s.holders.is_empty()) {
+        return 0;
     }
-    0
+    let facts = procfs.unowned_facts(&owners.unreadable);
+    let (mut hidden, mut outside) = (0, 0);
+    for s in sockets.iter_mut() {
+        s.unowned = unowned::classify(s, &facts);
+        match s.unowned {
+            Some(Unowned::Hidden) => hidden += 1,
+            Some(Unowned::OutsidePidNamespace) => outside += 1,
+            Some(Unowned::NoProcess) | None => {}
+        }
+    }
+    if hidden > 0 {
+        warnings.push(unowned::hidden_warning(hidden, &facts));
+    }
+    if outside > 0 {
+        warnings.push(unowned::outside_warning(outside));
+    }
+    hidden
 }

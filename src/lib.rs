@@ -42,4 +42,5 @@ pub mod request;
 pub mod resolve;
 pub mod sweep;
 pub mod sys;
+pub mod unowned;
 pub mod watch;

@@ -274,6 +274,30 @@ pub struct ProcessInfo {
     pub netns_inode: Option<u64>,
 }
 
+/// Why a socket has no holder in the listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unowned {
+    /// Some processes' fds could not be read (privilege or policy): its holder may be one.
+    Hidden,
+    /// Every visible process's fds were read and none holds it: its holder lives outside this
+    /// pid namespace (another container of the pod that shares no pid namespace, a node agent).
+    OutsidePidNamespace,
+    /// No process holds it: TIME_WAIT and orphaned sockets (inode 0), or, seen from the node's
+    /// pid namespace where every process is visible, one only the kernel holds.
+    NoProcess,
+}
+
+impl Unowned {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unowned::Hidden => "hidden",
+            Unowned::OutsidePidNamespace => "outside_pid_namespace",
+            Unowned::NoProcess => "no_process",
+        }
+    }
+}
+
 /// A process holding a socket through one fd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -359,6 +383,9 @@ pub struct Socket {
     /// socket by, since it carries no inode (issue 16).
     pub cookie: Option<u64>,
     pub holders: Vec<Holder>,
+    /// For a socket no process is seen holding: why (`unowned::classify`); None while it has
+    /// holders, or when the processes could not be listed at all.
+    pub unowned: Option<Unowned>,
     /// For a socket no visible process holds: the pod container whose cgroup created it,
     /// found through `cgroup_id` (cgroup v2). Boxed: most sockets have none (issue 5).
     pub cgroup_owner: Option<Box<ContainerRef>>,
@@ -396,6 +423,7 @@ impl Socket {
             cgroup_id: None,
             cookie: None,
             holders: Vec::new(),
+            unowned: None,
             cgroup_owner: None,
             role: None,
             peer_role: None,

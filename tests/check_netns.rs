@@ -432,8 +432,15 @@ fn hidden_owners_never_pass_an_owner_expectation() {
     assert_eq!(doc.summary.unknown, 8, "{:#?}", doc.results);
     let r = result(&doc, "listen tcp/15021");
     assert_eq!(r.status, Status::Unknown);
-    assert!(r.reason.contains("CAP_SYS_PTRACE"), "{}", r.reason);
+    assert!(r.reason.contains("fds could not be read"), "{}", r.reason);
     assert!(r.found[0].processes.is_empty());
+    // The warning names the cause where podports runs (a non-root uid) and no kubectl profile.
+    let w = doc.warnings.join("\n");
+    assert!(
+        w.contains("owners hidden") && w.contains("runs as uid 65534 gid 65534"),
+        "{w}"
+    );
+    assert!(!w.contains("profile"), "{w}");
 }
 
 /// The annotated example file of docs/check.md, kept as a fixture.

@@ -106,18 +106,21 @@ pub struct Uids {
     pub filesystem: u32,
 }
 
-/// Reads the `Uid:` line of `/proc/<pid>/status` (`Uid:\treal\teffective\tsaved\tfs`). The
-/// other lines are skipped unread: `Name:` may hold any byte the process chose.
 /// The effective capability set (`CapEff:`, hex) from `/proc/<pid>/status`: bit N is
 /// capability N (CAP_SYS_PTRACE is 19).
 pub fn parse_status_cap_eff(text: &[u8]) -> Result<u64, ParseError> {
-    let value = status_field(text, "CapEff")?;
+    parse_status_caps(text, "CapEff")
+}
+
+/// A capability set (`CapEff`, `CapPrm`, `CapBnd`, ...: hex) from `/proc/<pid>/status`.
+pub fn parse_status_caps(text: &[u8], key: &str) -> Result<u64, ParseError> {
+    let value = status_field(text, key)?;
     std::str::from_utf8(value)
         .ok()
         .map(str::trim)
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|v| u64::from_str_radix(v, 16).ok())
-        .ok_or_else(|| ParseError::new("status: CapEff: is not a hex number"))
+        .ok_or_else(|| ParseError::new(format!("status: {key}: is not a hex number")))
 }
 
 /// What follows `KEY:` on its line of `/proc/<pid>/status`.
@@ -127,15 +130,26 @@ fn status_field<'t>(text: &'t [u8], key: &str) -> Result<&'t [u8], ParseError> {
         .ok_or_else(|| ParseError::new(format!("status: no {key}: line")))
 }
 
+/// Reads the `Uid:` line of `/proc/<pid>/status` (`Uid:\treal\teffective\tsaved\tfs`). The
+/// other lines are skipped unread: `Name:` may hold any byte the process chose.
 pub fn parse_status_uids(text: &[u8]) -> Result<Uids, ParseError> {
-    let line = status_field(text, "Uid")?;
-    let line =
-        std::str::from_utf8(line).map_err(|_| ParseError::new("status: Uid: line is not UTF-8"))?;
+    parse_status_ids(text, "Uid")
+}
+
+/// The four gids of the `Gid:` line (same layout as `Uid:`).
+pub fn parse_status_gids(text: &[u8]) -> Result<Uids, ParseError> {
+    parse_status_ids(text, "Gid")
+}
+
+fn parse_status_ids(text: &[u8], key: &str) -> Result<Uids, ParseError> {
+    let line = status_field(text, key)?;
+    let line = std::str::from_utf8(line)
+        .map_err(|_| ParseError::new(format!("status: {key}: line is not UTF-8")))?;
     let uids: Vec<u32> = line
         .split_ascii_whitespace()
         .map(dec::<u32>)
         .collect::<Option<_>>()
-        .ok_or_else(|| ParseError::new(format!("status: Uid:{line} holds a non-number")))?;
+        .ok_or_else(|| ParseError::new(format!("status: {key}:{line} holds a non-number")))?;
     match uids.as_slice() {
         &[real, effective, saved, filesystem] => Ok(Uids {
             real,
@@ -144,7 +158,7 @@ pub fn parse_status_uids(text: &[u8]) -> Result<Uids, ParseError> {
             filesystem,
         }),
         _ => Err(ParseError::new(format!(
-            "status: Uid: line has {} values, expected 4",
+            "status: {key}: line has {} values, expected 4",
             uids.len()
         ))),
     }
@@ -302,7 +316,17 @@ mod tests {
     fn status_uids() {
         let u = parse_status_uids(PID_STATUS).unwrap();
         assert_eq!((u.real, u.effective, u.saved, u.filesystem), (0, 0, 0, 0));
-        let text = b"Name:\t\xffx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t5\t5\t5\n";
+        let text = b"Name:\t\xffx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n";
+        assert_eq!(
+            parse_status_gids(text)
+                .ok()
+                .map(|g| (g.real, g.effective, g.saved, g.filesystem)),
+            Some((5, 6, 7, 8))
+        );
+        assert_eq!(
+            parse_status_caps(b"CapEff:\t0\nCapBnd:\t000001ffffffffff\n", "CapBnd").ok(),
+            Some(0x1ff_ffff_ffff)
+        );
         let u = parse_status_uids(text).unwrap();
         assert_eq!(
             u,

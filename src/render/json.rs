@@ -17,7 +17,7 @@ use serde_json::ser::Formatter;
 use crate::listing::Inspection;
 use crate::model::{
     ContainerRef, Endpoint, Family, Holder, Kind, PodRef, Proto, RawText, Role, SockType, Socket,
-    UnixName,
+    UnixName, Unowned,
 };
 use crate::request::Source;
 
@@ -32,7 +32,8 @@ pub struct Document<S = Vec<SocketDoc>> {
     pub source: String,
     pub sockets: S,
     pub warnings: Vec<String>,
-    /// Sockets whose owners are hidden for lack of privilege.
+    /// Sockets whose owners are hidden (`unowned: hidden`): some processes' fds could not be
+    /// read. Sockets held from outside the pid namespace are not counted.
     pub hidden_owners: usize,
     /// How the processes holding sockets were found: `bpf` (one pass in the kernel) or
     /// `proc` (`/proc/<pid>/fd`); absent when no socket needed an owner.
@@ -92,6 +93,13 @@ pub struct SocketDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_id: Option<u64>,
     pub processes: Vec<ProcessDoc>,
+    /// When no process is seen holding the socket, why: `hidden` (some processes' fds could
+    /// not be read, its holder may be one of them), `outside_pid_namespace` (every visible
+    /// process's fds were read: the holder lives in another pid namespace, such as another
+    /// container of the pod or a node agent), `no_process` (TIME_WAIT and orphaned sockets;
+    /// seen from the node's pid namespace, a socket only the kernel holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unowned: Option<Unowned>,
     /// When no process is seen holding the socket: the pod and container whose cgroup
     /// created it, from `cgroup_id` (cgroup v2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,6 +437,7 @@ pub fn socket_doc(s: &Socket) -> SocketDoc {
         mark: s.mark,
         cgroup_id: s.cgroup_id,
         processes: s.holders.iter().map(process_doc).collect(),
+        unowned: s.unowned,
         cgroup_owner: s.cgroup_owner.as_ref().map(|c| CgroupOwnerDoc {
             pod: c.pod.clone(),
             container: container_doc(c),

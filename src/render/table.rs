@@ -240,6 +240,11 @@ fn kinds(hs: &[Holder]) -> String {
     parts.join(" | ")
 }
 
+/// `1 socket`, `2 sockets`, `0 sockets`.
+pub fn plural_n(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `socket` for one, `sockets` for any other count.
 pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
@@ -407,6 +412,19 @@ mod tests {
             footer(Some(FdWalk::Proc)).contains("from netlink sock_diag, owners from /proc/*/fd")
         );
         assert!(footer(None).contains("from netlink sock_diag\n"));
+        // One socket is "1 socket", never "1 sockets".
+        let one = footer(None);
+        assert!(one.contains("\n1 socket, 1 listening; pid 9"), "{one}");
+        assert!(!one.contains("1 sockets"), "{one}");
+        let mut two = hostile_inspection();
+        two.sockets.push(two.sockets[0].clone());
+        let mut out = Vec::new();
+        write(&mut out, &two, Detail::Normal, Layout::PLAIN).unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("2 sockets, 2 listening")
+        );
     }
 
     #[test]

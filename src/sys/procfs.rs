@@ -22,6 +22,7 @@ use nix::sys::stat::Mode;
 use crate::model::{ProcessInfo, RawText};
 use crate::parse::proc_pid;
 use crate::sys::bpf::FdIter;
+use crate::unowned;
 
 /// A `/proc` tree.
 #[derive(Debug, Clone)]
@@ -60,6 +61,22 @@ impl FdWalk {
 /// from inside `Netns::run_in`).
 pub fn thread_net_file(name: &str) -> io::Result<Vec<u8>> {
     fs::read(format!("/proc/thread-self/net/{name}"))
+}
+
+/// Who this process runs as, from its own `/proc/self` (not the tree being walked, which may
+/// be a host's): effective uid and gid, effective and bounding capabilities, and whether it is
+/// in a user namespace of its own (a `uid_map` other than the identity map of every uid).
+pub fn caller() -> Option<unowned::Caller> {
+    let status = fs::read("/proc/self/status").ok()?;
+    let map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let identity = map.split_ascii_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    Some(unowned::Caller {
+        uid: proc_pid::parse_status_uids(&status).ok()?.effective,
+        gid: proc_pid::parse_status_gids(&status).ok()?.effective,
+        cap_eff: proc_pid::parse_status_caps(&status, "CapEff").ok()?,
+        cap_bnd: proc_pid::parse_status_caps(&status, "CapBnd").ok()?,
+        user_ns: !map.is_empty() && !identity,
+    })
 }
 
 /// PROC_PID_INIT_INO: the inode of the initial pid namespace (include/linux/proc_ns.h).
@@ -629,6 +646,44 @@ impl ProcRoot {
             None => self.root.join("self/net"),
         };
         fs::read(base.join(name))
+    }
+
+    /// The effective uid and gid of `pid`, from its status (readable by anyone, unlike its fds).
+    pub fn ids(&self, pid: i32) -> (Option<u32>, Option<u32>) {
+        let Ok(status) = fs::read(self.pid_path(pid, "status")) else {
+            return (None, None);
+        };
+        (
+            proc_pid::parse_status_uids(&status)
+                .ok()
+                .map(|u| u.effective),
+            proc_pid::parse_status_gids(&status)
+                .ok()
+                .map(|g| g.effective),
+        )
+    }
+
+    /// Whether this tree is the node's pid namespace, where every process is visible: kernel
+    /// threads (kthreadd is pid 2) show in no other pid namespace's `/proc`.
+    pub fn node_wide(&self) -> bool {
+        const PF_KTHREAD: u32 = 0x0020_0000;
+        self.stat(2).is_some_and(|s| s.flags & PF_KTHREAD != 0)
+    }
+
+    /// What explains the sockets left without a holder: who podports runs as, the uid and gid
+    /// of each process whose fds could not be read, whether this tree is the node's.
+    pub fn unowned_facts(&self, unreadable: &[i32]) -> unowned::Facts {
+        unowned::Facts {
+            caller: caller(),
+            unreadable: unreadable
+                .iter()
+                .map(|&pid| {
+                    let (uid, gid) = self.ids(pid);
+                    unowned::Unreadable { pid, uid, gid }
+                })
+                .collect(),
+            node_wide: self.node_wide(),
+        }
     }
 
     /// `/proc/<pid>/stat`: state, parent, flags and start time (with the pid, the start time

@@ -11,6 +11,7 @@ under is parsed from what the plugin prints, so the plugin cannot drift from wha
 """
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -50,8 +51,10 @@ CAP_DAC_READ_SEARCH = 2
 # proved is what the plugin ships. `owners`: the sidecar's sockets must name their holders
 # (envoy, pilot-agent); otherwise they must be counted as hidden and the output must say so.
 # `uid`: the uid podports runs as. `caps`: {cap: (in bounding set, effective)}, as measured in
-# the running container. Issue 17's default (the target's uid/gid 1337, restricted) is one
-# more entry here.
+# the running container. `default` is the plugin's default (issue 17): the target's uid and gid,
+# learned from the pod spec (served to the plugin by a stand-in kubectl, from the same
+# securityContext the suite gives the istio-proxy container), under kubectl's restricted
+# profile: no capability at all, and still the sidecar's owners.
 
 
 @dataclass
@@ -64,17 +67,29 @@ class Case:
     caps: dict = field(default_factory=dict)
 
 
+RESTRICTED_1337 = {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True,
+                   "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                   "seccompProfile": {"type": "RuntimeDefault"}}
+
 CASES = [
+    Case("default", [], RESTRICTED_1337, owners=True, uid=1337,
+         caps={CAP_SYS_PTRACE: (False, False)}),
     Case("legacy", ["--debug-profile=legacy"], {}, owners=False, uid=65532,
          caps={CAP_SYS_PTRACE: (False, False)}),
-    # The plugin's default today: kubectl's `general` profile adds SYS_PTRACE, which a non-root
-    # uid gets in its bounding set only (Kubernetes sets no ambient capabilities).
-    Case("general", [], {"capabilities": {"add": ["SYS_PTRACE"]}}, owners=False, uid=65532,
-         caps={CAP_SYS_PTRACE: (True, False)}),
+    # kubectl's `general` profile adds SYS_PTRACE, which a non-root uid gets in its bounding
+    # set only (Kubernetes sets no ambient capabilities).
+    Case("general", ["--debug-profile=general"], {"capabilities": {"add": ["SYS_PTRACE"]}},
+         owners=False, uid=65532, caps={CAP_SYS_PTRACE: (True, False)}),
     Case("root", ["--root"],
          {"capabilities": {"add": ["SYS_PTRACE"]}, "runAsUser": 0, "runAsNonRoot": False},
          owners=True, uid=0, caps={CAP_SYS_PTRACE: (True, True)}),
 ]
+
+# The securityContexts of the pod under test, as the runtime gets them and as the API server
+# would serve them to the plugin.
+PROXY_SC = {"runAsUser": 1337, "runAsGroup": 1337, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]}}
+APP_SC = {"runAsUser": 1000, "runAsGroup": 1000}
 
 # kubectl debug's profiles for an ephemeral container (kubectl pkg/cmd/debug/profiles.go), as
 # container securityContext fragments; `--custom` JSON is merged over them.
@@ -395,10 +410,50 @@ def merge(into, over):
             into[k] = v
 
 
+FAKE_KUBECTL = """#!/bin/sh
+# A stand-in kubectl for the plugin's --dry-run: the client version, and the pod under test.
+for a in "$@"; do
+  case $a in --*) ;; *) sub=$a; break ;; esac
+done
+case $sub in
+  version) printf '{\\n  "clientVersion": {\\n    "gitVersion": "v1.31.0"\\n  }\\n}\\n' ;;
+  get) cat "$(dirname "$0")/pod.json" ;;
+  *) echo "stand-in kubectl: $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def fake_kubectl_dir(pod):
+    """A directory with a stand-in kubectl that serves `pod` as the API server would: its
+    containers and securityContexts, those the suite runs it with."""
+    d = os.path.join("/tmp", f"podports-e2e-kubectl-{os.getpid()}")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        atexit.register(shutil.rmtree, d, True)
+    spec = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": pod.namespace},
+            "spec": {"containers": [
+                {"name": "istio-proxy", "image": STANDINS, "securityContext": PROXY_SC},
+                {"name": "productpage", "image": STANDINS, "securityContext": APP_SC}]}}
+    with open(os.path.join(d, "pod.json"), "w") as f:
+        json.dump(spec, f, indent=4)
+    path = os.path.join(d, "kubectl")
+    with open(path, "w") as f:
+        f.write(FAKE_KUBECTL)
+    os.chmod(path, 0o755)
+    return d
+
+
 def plugin_dry_run(plugin, pod, plugin_args, podports_args):
-    """Runs `kubectl-podports --dry-run` and parses the `kubectl debug` command it prints."""
-    out = sh(plugin, "--dry-run", *plugin_args, "-n", pod.namespace, pod.name, "--",
-             *podports_args, stdin=subprocess.DEVNULL).stdout.strip()
+    """Runs `kubectl-podports --dry-run` (with a stand-in kubectl serving the pod's spec) and
+    parses the `kubectl debug` command it prints."""
+    env = dict(os.environ, PATH=fake_kubectl_dir(pod) + ":" + os.environ.get("PATH", ""))
+    env.pop("KUBECTL_DEBUG_CUSTOM_PROFILE", None)
+    env.pop("PODPORTS_IMAGE", None)
+    res = sh(plugin, "--dry-run", *plugin_args, "-n", pod.namespace, pod.name, "--",
+             *podports_args, stdin=subprocess.DEVNULL, env=env)
+    out = res.stdout.strip()
+    check(not res.stderr.strip(), f"the plugin warned: {res.stderr.strip()}")
     words = shlex.split(out)
     check(words[:2] == ["kubectl", "debug"], f"the plugin printed no kubectl debug: {out}")
     custom = {}
@@ -446,16 +501,14 @@ class World:
         pod = Pod(self.cri, self.args.work, "bookinfo", "productpage-v1-5c8f7b8d6-e2e01")
         self.pods.append(pod)
         ns_c = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
-        proxy = pod.create("istio-proxy", STANDINS, SIDECAR_AGENT, security_context(
-            {"runAsUser": 1337, "runAsGroup": 1337, "allowPrivilegeEscalation": False,
-             "capabilities": {"drop": ["ALL"]}}, ns_c))
+        proxy = pod.create("istio-proxy", STANDINS, SIDECAR_AGENT,
+                           security_context(PROXY_SC, ns_c))
         self.agent = pod.pid(proxy)
         self.netns_pid = self.agent
         eventually("envoy's 15021", lambda: any(k[3] == 15021 and k[1] == "LISTEN"
                                                for k, _ in ss_sockets(self.agent)))
         self.envoy = [c for c in children(self.agent) if comm(c) == "envoy"][0]
-        app = pod.create("productpage", STANDINS, APP,
-                         security_context({"runAsUser": 1000, "runAsGroup": 1000}, ns_c))
+        app = pod.create("productpage", STANDINS, APP, security_context(APP_SC, ns_c))
         self.app = pod.pid(app)
         eventually("the app's 9080", lambda: any(k[3] == 9080 for k, _ in ss_sockets(self.agent)))
         check(os.readlink(f"/proc/{self.app}/ns/net") == os.readlink(f"/proc/{self.agent}/ns/net"),
@@ -515,18 +568,35 @@ def journey_ephemeral(w, case):
     by_key = {}
     for s in inet(doc):
         by_key.setdefault(pp_key(s), []).append(s)
+    warn = " ".join(str(x) for x in doc["warnings"])
+    # No hint suggests a kubectl profile (the one in use cannot be known from inside).
+    check("profile" not in warn, f"{case.name}: a warning suggests a profile: {doc['warnings']}")
     if case.owners:
         assert_owners_match_ss(doc, sidecar, case.name, pid_map)
         kinds = {p["kind"] for s in inet(doc) for p in s["processes"]}
         check({"envoy", "pilot-agent"} <= kinds, f"kinds named: {kinds}")
+        # Every fd table of the target's pid namespace was read: nothing is hidden, and the
+        # app's sockets are named as held from outside it.
+        check(doc["hidden_owners"] == 0, f"{case.name}: hidden_owners is {doc['hidden_owners']}")
+        check("owners hidden" not in warn, f"{case.name}: owners said hidden: {doc['warnings']}")
+        for k, _ in app:
+            check(all(s.get("unowned") == "outside_pid_namespace" for s in by_key[k]),
+                  f"{case.name}: {k} is not named as held outside the pid namespace: "
+                  f"{[s.get('unowned') for s in by_key[k]]}")
+        check("outside" in warn and "pid namespace" in warn,
+              f"{case.name}: no warning says the app's holder is outside: {doc['warnings']}")
     else:
         for k, _ in sidecar:
-            check(all(not s["processes"] for s in by_key[k]),
-                  f"{case.name}: {k} has an owner under a profile that cannot read other uids' fds")
+            check(all(not s["processes"] and s.get("unowned") == "hidden" for s in by_key[k]),
+                  f"{case.name}: {k} has an owner under a profile that cannot read other uids' fds, "
+                  f"or is not said hidden")
         check(doc["hidden_owners"] > 0, f"{case.name}: hidden_owners is {doc['hidden_owners']}")
-        warn = " ".join(str(x) for x in doc["warnings"])
-        check(re.search(r"hidden|privilege|CAP_SYS_PTRACE", warn, re.I),
-              f"{case.name}: no warning says the owners are hidden: {doc['warnings']}")
+        # The uid whose fds were refused, and what works here: run as it, or --root.
+        check("uid 1337 gid 1337" in warn and "--run-as 1337:1337" in warn and "--root" in warn,
+              f"{case.name}: the warning does not name uid 1337 and what shows it: {doc['warnings']}")
+        if case.caps.get(CAP_SYS_PTRACE, (False, False))[0]:
+            check("bounding set only" in warn,
+                  f"{case.name}: SYS_PTRACE in the bounding set only is not said: {doc['warnings']}")
     # The app is in another pid namespace: never an owner from this container.
     for k, _ in app:
         check(all(not s["processes"] for s in by_key[k]), f"{k}: the app seen from istio-proxy's pid ns")

@@ -170,7 +170,7 @@ impl Outcome {
 /// What the inspection could see, which decides between fail and unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Visibility {
-    /// Some processes' fds could not be read (no CAP_SYS_PTRACE): owners may be hidden.
+    /// Some processes' fds could not be read (privilege or policy): owners may be hidden.
     pub owners_hidden: bool,
     /// The address families the pod's clients come from, which `bind: wildcard` must serve.
     pub families: Families,

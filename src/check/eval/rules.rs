@@ -441,14 +441,16 @@ fn owner_unknown(vis: Visibility, owner: &Owner, unseen: usize) -> String {
     if vis.owners_hidden {
         format!(
             "owner not visible: {unseen} listener(s) have no visible owner and some processes' \
-             fds could not be read, so whether {owner} holds them is unknown; grant \
-             CAP_SYS_PTRACE (in a pod: `kubectl debug --profile=general`)"
+             fds could not be read, so whether {owner} holds them is unknown (the `owners \
+             hidden` warning names their uids and what would show them here)"
         )
     } else {
         format!(
             "owner not visible: no process podports can see holds {unseen} listener(s), so \
-             whether {owner} holds them is unknown (the owner may live in another pid \
-             namespace: run podports on the node)"
+             whether {owner} holds them is unknown: every visible process's fds were read, so \
+             unless podports runs in the node's pid namespace the holder lives outside this pid \
+             namespace (target its container, give the pod shareProcessNamespace, or run \
+             podports on the node)"
         )
     }
 }

@@ -870,8 +870,8 @@ impl<'a> Builder<'a> {
             notes.insert(
                 0,
                 format!(
-                    "the owners of {} sockets could not be seen (run as root to see them)",
-                    ins.hidden_owners
+                    "the owners of {} could not be seen (the warnings say what shows them)",
+                    crate::render::table::plural_n(ins.hidden_owners, "socket", "sockets")
                 ),
             );
         }
