@@ -243,6 +243,24 @@ pub fn sockholder_exe() -> PathBuf {
         "{} is missing: run the whole suite (`cargo test`), or `cargo build -p podports-sockholder` first",
         exe.display()
     );
+    // `cargo test --test NAME` builds this crate's tests, not the helper: an older helper
+    // would fail on an op it does not know yet, far from the cause.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testkit/sockholder/src");
+    let built = fs::metadata(&exe).and_then(|m| m.modified()).ok();
+    let newest_source = fs::read_dir(&source)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max();
+    if let (Some(built), Some(newest)) = (built, newest_source) {
+        assert!(
+            newest <= built,
+            "{} is older than its source in {}: run `cargo build --locked` (it builds the \
+             helper too), or the whole suite",
+            exe.display(),
+            source.display()
+        );
+    }
     exe
 }
 
