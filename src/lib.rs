@@ -27,6 +27,7 @@ pub mod dump;
 pub mod duration;
 pub mod error;
 pub mod escape;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod generate;
