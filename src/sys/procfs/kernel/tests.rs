@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// The kernel walk keeps what /proc would show: a process whose fd links are refused
