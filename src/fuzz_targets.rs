@@ -1,6 +1,7 @@
 //! Entry points shared by the `cargo fuzz` targets in `fuzz/` and by the corpus replay test
 //! (`tests/fuzz_corpus.rs`): each feeds arbitrary bytes to one pure parser. They must never
-//! panic; a panic here is a bug in the parser, not in the harness.
+//! panic; a panic here is a bug in the parser, not in the harness. Compiled only with the
+//! `fuzzing` feature (the fuzz crate and the tests turn it on), never into a release build.
 
 use crate::model::{Family, Proto};
 use crate::parse::{proc_net, proc_pid, sock_diag};

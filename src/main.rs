@@ -24,6 +24,7 @@ use podports::plan::{Plan, Show, Terminal};
 use podports::render::{self, table::Detail};
 use podports::request::Request;
 use podports::sweep;
+use podports::sys::files;
 use podports::sys::output::{self, Waited};
 use podports::watch::run::{Closing, Next, Stop, View};
 use podports::{generate, probe, watch};
@@ -161,7 +162,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Plan::Man { dir: Some(dir) } => {
             for (name, page) in generate::man_pages()? {
                 let path = dir.join(&name);
-                std::fs::write(&path, page).map_err(|e| {
+                files::write(&path, &page).map_err(|e| {
                     Error::Usage(format!("man --dir: cannot write {}: {e}", path.display()))
                 })?;
                 writeln!(out, "{}", path.display())?;

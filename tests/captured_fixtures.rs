@@ -2,6 +2,8 @@
 //! (`tests/e2e/run --capture DIR`, containerd 1.6 + runc through CRI, the cgroupfs driver, a
 //! hybrid cgroup host) into fixtures/runtime, fixtures/cgroup and fixtures/kubelet. The pod
 //! and ids are those of `fixtures/runtime/containerd-1.6-cri-ids.txt`.
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use podports::parse::cgroup::{Qos, Runtime, parse_file};
 use podports::parse::kubelet::{parse_container_link, parse_pod_dir};

@@ -17,6 +17,8 @@
 //! mutation is a failure. The table (profile x item x mutation -> caught) is printed and kept
 //! in docs/check-mutations.md (`PODPORTS_BLESS=1` rewrites it). Needs root: without it this
 //! skips with a reason, and under CI=true fails.
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! processes holding real sockets in fresh network namespaces (see tests/common), checked
 //! against the built-in profiles. Needs root: without it these skip with a reason, and under
 //! CI=true fail.
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! edge for edge. Needs root: without it these skip with a reason, and under CI=true fail.
 //! Also docs/graph.md's example, generated from the simulated sidecar pod (PODPORTS_BLESS=1
 //! rewrites tests/golden/ and that block).
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 mod dotparse;

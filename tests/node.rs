@@ -5,6 +5,8 @@
 //! `proc` a link to the real /proc). `--pod`, `--pod-uid`, `--container` and `--all-pods` must
 //! list what `ss` lists in each pod's namespace. The error tests need no root: their node is
 //! a fake `/proc` of cgroup files.
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! healthy, one answering 503, one that never answers, and reports a port where nothing
 //! listens. Needs root and python3: without them these skip with a reason, and under CI=true
 //! fail.
+// A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

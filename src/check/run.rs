@@ -68,7 +68,7 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
     if let Some(path) = &plan.junit {
         let mut xml = Vec::new();
         junit::write(&mut xml, &report)
-            .and_then(|()| std::fs::write(path, &xml))
+            .and_then(|()| crate::sys::files::write(path, &xml))
             .map_err(|e| {
                 Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
             })?;
@@ -147,7 +147,7 @@ pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
 
 fn load_file(path: &std::path::Path, name: &str) -> Result<Expectations, Error> {
     let shown = escape(name.as_bytes());
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::sys::files::read(path).map_err(|e| {
         Error::Usage(match e.kind() {
             io::ErrorKind::NotFound => format!("--expect {shown}: no such file"),
             _ => format!("--expect {shown}: cannot read it: {e}"),

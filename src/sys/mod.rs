@@ -3,11 +3,15 @@
 //! (`--watch`, sockevents.rs), the node's pod records (kubelet log directories, cgroups) and
 //! `probe`'s one GET per port (http.rs).
 //! Everything here reads; nothing here ever writes to the target or the host, but for the
-//! GET that `probe`, and only `probe`, sends to the pod's own HTTP ports. (The `check`
-//! command's own files, its `--expect` input and `--junit` report, are read and written by
-//! `check::run`, as `main` writes stdout.)
+//! GET that `probe`, and only `probe`, sends to the pod's own HTTP ports, and the files the
+//! user names on the command line (files.rs: `--expect` read, `--junit` and `man --dir` written).
+//!
+//! Purity is checked, not hoped for: clippy.toml disallows std::fs, sockets, process spawning
+//! and namespace entry everywhere, and this module alone allows them (tests/purity.rs).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod bpf;
+pub mod files;
 pub mod http;
 pub mod ifaddrs;
 pub mod netlink;

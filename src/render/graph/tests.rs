@@ -8,8 +8,10 @@ use std::time::Instant;
 use super::*;
 use crate::annotate::annotate;
 use crate::catalog::Catalog;
-use crate::listing::NetnsInfo;
-use crate::model::{Family, Holder, ProcessInfo, RawText, SockType};
+use crate::listing::{Inspection, NetnsInfo};
+use crate::model::{
+    Endpoint, Family, Holder, ProcessInfo, RawText, SockType, Socket, State, UnixName,
+};
 use crate::request::Source;
 
 const NETNS: u64 = 4026532000;

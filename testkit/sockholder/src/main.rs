@@ -81,6 +81,8 @@
 //!     tcp-listen=0.0.0.0:15001,reuseport unix-connect=etc/istio/proxy/XDS ';;' \
 //!   wait-file=/tmp/e.ready
 //! ```
+// The tests' helper, not podports: it opens sockets and spawns processes by design.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
