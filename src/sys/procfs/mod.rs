@@ -156,23 +156,96 @@ impl ProcRoot {
 impl ProcRoot {
     /// Facts about one process, or None if it is gone.
     pub fn process_info(&self, pid: i32) -> Option<ProcessInfo> {
-        let stat = fs::read(self.pid_path(pid, "stat")).ok()?;
+        self.facts(pid, |name| fs::read(self.pid_path(pid, name)).ok())
+    }
+
+    /// The facts of the process that holds socket `inode` through `fd`, read through one
+    /// descriptor of its `/proc/<pid>` directory, opened first, so that they are that
+    /// process's: once opened, the directory stays the one of that process (reads fail when it
+    /// exits) even if its pid is given to another. Then `fd` must still name the socket: a pid
+    /// reused between the fd walk and now holds another file there. None when the process is
+    /// gone or is no longer the holder.
+    pub fn process_info_held(&self, pid: i32, fd: i32, inode: u64) -> Option<ProcessInfo> {
+        let dir = nix::fcntl::open(
+            &self.pid_path(pid, ""),
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        let want = format!("socket:[{inode}]");
+        let names = |link: &str| -> Result<bool, Errno> {
+            let link = std::ffi::CString::new(link).map_err(|_| Errno::EINVAL)?;
+            let mut buf = [0u8; LINK_BUF];
+            Ok(readlink_at(&dir, &link, &mut buf)? == want.as_bytes())
+        };
+        match names(&format!("fd/{fd}")) {
+            Ok(true) => {}
+            // Not in the process's fd table: a thread's own (unshare(CLONE_FILES)), or the
+            // main thread has exited. One of its threads must hold it there.
+            Ok(false) | Err(Errno::ENOENT) => {
+                let tasks = nix::dir::Dir::openat(
+                    &dir,
+                    "task",
+                    nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()?;
+                let tids: Vec<String> = tasks
+                    .into_iter()
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    .collect();
+                if !tids
+                    .iter()
+                    .any(|tid| names(&format!("task/{tid}/fd/{fd}")) == Ok(true))
+                {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        let read = |name: &str| -> Option<Vec<u8>> {
+            use std::io::Read;
+            let file = nix::fcntl::openat(
+                &dir,
+                name,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()?;
+            let mut bytes = Vec::new();
+            fs::File::from(file).read_to_end(&mut bytes).ok()?;
+            Some(bytes)
+        };
+        let mut info = self.facts(pid, read)?;
+        // The links too, through the same directory.
+        info.exe = nix::fcntl::readlinkat(&dir, "exe")
+            .ok()
+            .map(|l| RawText::new(l.as_os_str().as_bytes()));
+        info.netns_inode = nix::fcntl::readlinkat(&dir, "ns/net")
+            .ok()
+            .and_then(|l| ns_inode(l.as_os_str().as_bytes()));
+        Some(info)
+    }
+
+    /// A process's facts from its files, read by `read` (by path, or through its directory).
+    fn facts(&self, pid: i32, read: impl Fn(&str) -> Option<Vec<u8>>) -> Option<ProcessInfo> {
+        let stat = read("stat")?;
         let stat = proc_pid::parse_stat(&stat).ok()?;
-        let comm = fs::read(self.pid_path(pid, "comm"))
+        let comm = read("comm")
             .map(|mut c| {
                 if c.last() == Some(&b'\n') {
                     c.pop();
                 }
                 RawText::new(c)
             })
-            .unwrap_or_else(|_| stat.comm.clone());
+            .unwrap_or_else(|| stat.comm.clone());
         let exe = self.exe(pid);
-        let cmdline = fs::read(self.pid_path(pid, "cmdline"))
+        let cmdline = read("cmdline")
             .map(|c| proc_pid::parse_cmdline(&c))
             .unwrap_or_default();
-        let uid = fs::read(self.pid_path(pid, "status"))
-            .ok()
-            .and_then(|s| proc_pid::parse_status_uids(&s).ok().map(|u| u.real));
+        let uid = read("status").and_then(|s| proc_pid::parse_status_uids(&s).ok().map(|u| u.real));
         let (parent_comm, parent_exe) = if stat.ppid > 0 {
             (
                 fs::read(self.pid_path(stat.ppid, "comm"))
@@ -277,4 +350,68 @@ fn parse_num(name: &[u8]) -> Option<i32> {
 fn ns_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::ProcRoot;
+
+    /// The facts of a holder are given only while its fd still names the socket: the walk saw
+    /// socket inode I at fd N of pid P, and P's fd N must be I when its facts are read (a pid
+    /// reused in between holds something else there, or nothing).
+    #[test]
+    fn facts_are_given_only_to_the_process_that_holds_the_socket() {
+        let procfs = ProcRoot::new("/proc");
+        let me = std::process::id() as i32;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino();
+        let info = procfs
+            .process_info_held(me, fd, inode)
+            .expect("our own socket, at its fd");
+        assert_eq!(info.pid, me);
+        assert!(info.exe.is_some() && info.netns_inode.is_some(), "{info:?}");
+        assert_eq!(
+            info.netns_inode,
+            procfs.netns_inode(me),
+            "read through the directory as by path"
+        );
+        // Another socket's inode at that fd: not the holder.
+        assert!(procfs.process_info_held(me, fd, inode + 1).is_none());
+        // The fd closed (or never a socket): not the holder.
+        drop(sock);
+        assert!(procfs.process_info_held(me, fd, inode).is_none());
+        // A pid with no process.
+        assert!(procfs.process_info_held(i32::MAX, 3, inode).is_none());
+    }
+
+    /// A socket in a thread's own fd table (unshare(CLONE_FILES)) is found through the thread.
+    #[test]
+    fn a_socket_in_a_threads_own_fd_table_is_held_by_its_process() {
+        let procfs = ProcRoot::new("/proc");
+        let me = std::process::id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).unwrap();
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let fd = sock.as_raw_fd();
+            let inode = std::fs::metadata(format!("/proc/thread-self/fd/{fd}"))
+                .unwrap()
+                .ino();
+            tx.send((fd, inode)).unwrap();
+            let _ = done_rx.recv();
+            drop(sock);
+        });
+        let (fd, inode) = rx.recv().unwrap();
+        let held = procfs.process_info_held(me, fd, inode);
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(held.map(|i| i.pid), Some(me));
+    }
 }

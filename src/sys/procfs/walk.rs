@@ -230,10 +230,12 @@ impl ProcRoot {
         let mut infos: HashMap<i32, Option<Arc<ProcessInfo>>> = HashMap::new();
         let mut holders = Vec::with_capacity(found.fds.len());
         for (inode, pid, fd) in found.fds {
+            // Read through the process's own /proc directory after checking that this fd
+            // still names the socket: a pid reused since the walk lends nothing. A process
+            // that exited before its facts were read holds nothing any more.
             let info = infos
                 .entry(pid)
-                .or_insert_with(|| self.process_info(pid).map(Arc::new));
-            // A process that exited before its facts were read holds nothing any more.
+                .or_insert_with(|| self.process_info_held(pid, fd, inode).map(Arc::new));
             if let Some(info) = info {
                 holders.push((inode, info.clone(), fd));
             }
