@@ -195,13 +195,19 @@ impl Walk<'_> {
             .unwrap_or_else(PoisonError::into_inner);
         found.fds.retain(|(inode, _, _)| wanted.contains(inode));
         found.fds.sort_unstable();
-        if has_unowned(wanted, &found.fds) && !plan.rest.is_empty() {
+        if has_unowned(wanted, &found.fds) {
+            // The rest of the tree (ambient: ztunnel holds in-pod listeners from its own
+            // namespace), and the target's processes again: one of them may have made a socket
+            // after the first pass read it, while the dump ran. Only sockets still without a
+            // holder are taken, so nothing is found twice.
+            let owned: HashSet<u64> = found.fds.iter().map(|(inode, _, _)| *inode).collect();
+            let pids: Vec<i32> = plan.rest.iter().chain(&plan.first).copied().collect();
             let next = AtomicUsize::new(0);
             let queue = Queue {
-                pids: &plan.rest,
+                pids: &pids,
                 next: &next,
             };
-            let keep = |inode: u64| wanted.contains(&inode);
+            let keep = |inode: u64| wanted.contains(&inode) && !owned.contains(&inode);
             let helpers: Vec<Found> = std::thread::scope(|s| {
                 let handles: Vec<_> = (1..threads())
                     .map(|_| {
@@ -219,6 +225,10 @@ impl Walk<'_> {
                 found.merge(theirs);
             }
             found.fds.sort_unstable();
+            found.unreadable.sort_unstable();
+            found.unreadable.dedup();
+            // The target's processes were read twice: count each process once.
+            found.scanned = found.scanned.min(plan.first.len() + plan.rest.len());
         }
         Ok(self.procfs.holders(found, FdWalk::Proc))
     }
@@ -357,3 +367,6 @@ fn socket_fds(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
