@@ -308,6 +308,7 @@ fn failing(doc: &CheckDocument) -> Vec<String> {
         .collect()
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn every_single_mutation_of_every_profile_is_caught() {
     if !require_root("every_single_mutation_of_every_profile_is_caught") {

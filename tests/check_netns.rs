@@ -454,6 +454,7 @@ fn readme_example() -> String {
         .to_string()
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_readme_example_fails_a_pod_without_admin_and_readiness_and_passes_a_conformant_one() {
     if !require_root(
@@ -589,6 +590,7 @@ fn ipv6_available() -> bool {
     fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").is_ok_and(|s| s.trim() == "0")
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn wildcard_means_reachable_on_every_family_the_pod_has() {
     if !require_root("wildcard_means_reachable_on_every_family_the_pod_has") {
@@ -670,6 +672,7 @@ fn wildcard_means_reachable_on_every_family_the_pod_has() {
     }
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_unix_datagram_socket_a_client_connected_to_still_listens() {
     if !require_root("a_unix_datagram_socket_a_client_connected_to_still_listens") {
