@@ -21,13 +21,14 @@ pub const VERSION: u32 = 1;
 
 /// One row per expectation: STATUS, EXPECTATION, FROM (the profile or file and line it comes
 /// from, what it replaces, who dropped it), FOUND; then a footer with the counts, the wait,
-/// the inspection's warnings and the verdict. `wide` is never shortened.
+/// the inspection's warnings and the verdict. `wide` is never shortened. Fitted to a width,
+/// the FOUND of a FAIL or UNKNOWN row is a numbered note under the table, whole.
 pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout) -> io::Result<()> {
     let header = [
         Column::fixed("STATUS"),
-        Column::long("EXPECTATION"),
+        Column::long_to("EXPECTATION", 44),
         Column::long_to("FROM", 20),
-        Column::long_to("FOUND", 40),
+        Column::long_to("FOUND", 30),
     ];
     let layout = if wide {
         Layout {
@@ -37,9 +38,13 @@ pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout)
     } else {
         layout
     };
+    // Fitted to a width, a FAIL or UNKNOWN row's reason is a numbered note under the table,
+    // wrapped but never shortened: it is what the reader needs. Off a terminal it stays in
+    // FOUND, whole, so each row is complete for grep.
+    let fitted = layout.width.is_some();
     let table = columns::Table {
         columns: &header,
-        notes: None,
+        notes: fitted.then_some("REASONS"),
     };
     columns::write(out, table, layout, r.outcomes.len(), |i| {
         let Some(o) = r.outcomes.get(i) else {
@@ -51,16 +56,29 @@ pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout)
             "FAIL" => Paint::Red,
             _ => Paint::Yellow,
         };
-        Row::new(vec![
-            Cell::painted(status, paint),
-            Cell::from(guard(&o.title())),
-            Cell::from(guard(&o.from())),
-            Cell::from(found_cell(o)),
-        ])
+        let (found, notes) = if fitted && o.failed() {
+            (String::new(), vec![note(o)])
+        } else {
+            (found_cell(o), Vec::new())
+        };
+        Row {
+            cells: vec![
+                Cell::painted(status, paint),
+                Cell::from(guard(&o.title())),
+                Cell::from(guard(&o.from())),
+                Cell::from(found),
+            ],
+            notes,
+        }
     })?;
     let mut text = Vec::new();
     footer(&mut text, r, layout.color)?;
     columns::write_wrapped(out, &String::from_utf8_lossy(&text), layout.width)
+}
+
+/// A failure as its note says it, whole: the expectation, then why and what was found.
+fn note(o: &Outcome) -> String {
+    format!("{}: {}", guard(&o.title()), found_cell(o))
 }
 
 /// Why it failed (or was skipped), then what was found: `held by myapp[77] (app) (expected
@@ -461,6 +479,43 @@ mod tests {
             text.ends_with("check FAILED: 1 failed, 1 unknown\n"),
             "{text}"
         );
+    }
+
+    /// Fitted to a width, every FAIL and UNKNOWN reason is whole (a numbered note, wrapped at
+    /// spaces), no line is wider than the width or ends in a space; pass rows may be cut.
+    #[test]
+    fn on_a_terminal_every_failure_reason_is_whole() {
+        let r = sample();
+        for width in [80usize, 120] {
+            let mut out = Vec::new();
+            let layout = Layout {
+                width: Some(width),
+                ..Layout::PLAIN
+            };
+            write_table(&mut out, &r, false, layout).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            for line in text.lines() {
+                assert!(line.chars().count() <= width, "{line:?}\n{text}");
+                assert!(!line.ends_with(' '), "{line:?}\n{text}");
+            }
+            let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = words(&text);
+            for o in r.outcomes.iter().filter(|o| o.failed()) {
+                let reason = words(&note(o));
+                assert!(flat.contains(&reason), "{reason:?} cut at {width}:\n{text}");
+            }
+            assert!(text.contains("NOTE"), "{text}");
+            assert!(
+                text.contains("[1] listen tcp/9080 owner=myapp: held by"),
+                "{text}"
+            );
+            assert!(
+                flat.contains(
+                    "[2] forbid tcp/15000 owner=app (envoy readiness): owner not visible"
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]
