@@ -275,7 +275,11 @@ impl clap::builder::TypedValueParser for ProfileName {
         Some(Box::new(
             crate::check::profiles::ALL
                 .iter()
-                .map(|p| clap::builder::PossibleValue::new(p.name)),
+                .map(|p| clap::builder::PossibleValue::new(p.name))
+                .chain(std::iter::once(
+                    clap::builder::PossibleValue::new(crate::check::node::AUTO)
+                        .help("with --all-pods: each pod's profile from what runs in it"),
+                )),
         ))
     }
 }

@@ -51,6 +51,18 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// (exit 2: a malformed file, an unknown profile) or an unreachable target (exit 3). A closed
 /// stdout does not change the verdict.
 pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
+    if matches!(plan.request.target, crate::request::Target::AllPods { .. }) {
+        return crate::check::node::run(plan, catalog, out);
+    }
+    if plan
+        .inputs
+        .iter()
+        .any(|i| matches!(i, Input::Profile(p) if p == crate::check::node::AUTO))
+    {
+        return Err(Error::Usage(
+            "--profile auto picks each pod's profile on a node: it goes with --all-pods".into(),
+        ));
+    }
     let (exp, sources) = load(&plan.inputs)?;
     let mut terminal = Progress::new(io::stderr().is_terminal());
     let report = check_until(
