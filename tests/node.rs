@@ -1293,6 +1293,17 @@ fn the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not() {
 /// and SDS sockets; Envoy with admin, capture, readiness and stats ports), Envoy's admin bound
 /// to `admin` (127.0.0.1 conforms), and the app on 9080.
 fn mesh_sidecar(node: &SimNode, namespace: &str, name: &str, admin: &str) -> SimPod {
+    mesh_sidecar_late(node, namespace, name, admin, None)
+}
+
+/// `mesh_sidecar`, with Envoy's admin listener opened only once `admin_after` exists.
+fn mesh_sidecar_late(
+    node: &SimNode,
+    namespace: &str,
+    name: &str,
+    admin: &str,
+    admin_after: Option<&Path>,
+) -> SimPod {
     let mut pod = SimPod::new(node, Layout::SystemdContainerd, namespace, name, &new_uid());
     pod.ns.add_addr("10.0.0.5/32");
     let dir = node.root.join(format!("fs-{}", unique()));
@@ -1303,29 +1314,34 @@ fn mesh_sidecar(node: &SimNode, namespace: &str, name: &str, admin: &str) -> Sim
     let proxy = pod.container(node, "istio-proxy");
     let ready = node.root.join(format!("envoy-{}.ready", unique()));
     let envoy = install_as("envoy");
-    pod.run(
-        proxy,
-        "pilot-agent",
-        &[
-            chdir.as_str(),
-            "tcp-listen=[::]:15020",
-            "mkdir=etc/istio/proxy",
-            "unix-listen=etc/istio/proxy/XDS",
-            "mkdir=var/run/secrets/workload-spiffe-uds",
-            "unix-listen=var/run/secrets/workload-spiffe-uds/socket",
-            &format!("spawn={}", envoy.display()),
-            "--ready",
-            ready.to_str().unwrap(),
-            &format!("tcp-listen={admin}:15000"),
-            "tcp-listen=0.0.0.0:15001,reuseport",
-            "tcp-listen=0.0.0.0:15006",
-            "tcp-listen=0.0.0.0:15021",
-            "tcp-listen=0.0.0.0:15090",
-            ";;",
-            &format!("wait-file={}", ready.display()),
-        ],
-    );
-    common::wait_ready_file(&ready);
+    let spawn = format!("spawn={}", envoy.display());
+    let listen_admin = format!("tcp-listen={admin}:15000");
+    let wait_envoy = format!("wait-file={}", ready.display());
+    let mut ops = vec![
+        chdir.as_str(),
+        "tcp-listen=[::]:15020",
+        "mkdir=etc/istio/proxy",
+        "unix-listen=etc/istio/proxy/XDS",
+        "mkdir=var/run/secrets/workload-spiffe-uds",
+        "unix-listen=var/run/secrets/workload-spiffe-uds/socket",
+        spawn.as_str(),
+        "--ready",
+        ready.to_str().unwrap(),
+        "tcp-listen=0.0.0.0:15001,reuseport",
+        "tcp-listen=0.0.0.0:15006",
+        "tcp-listen=0.0.0.0:15021",
+        "tcp-listen=0.0.0.0:15090",
+    ];
+    let late = admin_after.map(|p| format!("wait-file={}", p.display()));
+    ops.extend(late.as_deref());
+    ops.extend([listen_admin.as_str(), ";;"]);
+    if late.is_none() {
+        ops.push(wait_envoy.as_str());
+    }
+    pod.run(proxy, "pilot-agent", &ops);
+    if late.is_none() {
+        common::wait_ready_file(&ready);
+    }
     let app = pod.container(node, "app");
     pod.run(app, "myapp", &["tcp-listen=10.0.0.5:9080"]);
     pod
@@ -1647,4 +1663,64 @@ fn check_all_pods_errors() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `--wait` applies per pod: a sidecar whose Envoy admin comes late is looked at again until it
+/// passes, while a pod that passed at once is final after the first look.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn check_all_pods_waits_for_each_pod() {
+    if !require_root("check_all_pods_waits_for_each_pod") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+    let ns = format!("late-{:08x}", unique() as u32);
+    let go = node.root.join("admin.go");
+    let _good = mesh_sidecar(&node, &ns, "ready-now", "127.0.0.1");
+    let late = mesh_sidecar_late(&node, &ns, "ready-later", "127.0.0.1", Some(&go));
+    // Without --wait the late pod fails: its admin port is not there yet.
+    let o = check_all(
+        root,
+        &["--profile", "auto", "--namespace", &ns, "-o", "json"],
+    );
+    assert_exit(&o, 1);
+    let child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["check", "--all-pods", "--host-root", root.to_str().unwrap()])
+        .args([
+            "--profile",
+            "auto",
+            "--namespace",
+            &ns,
+            "--wait",
+            "20s",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    fs::write(&go, "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    let docs: Vec<podports::render::check::PodCheckDocument> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    for d in &docs {
+        assert_eq!(d.verdict, "pass", "{d:#?}");
+        let wait = d
+            .check
+            .as_ref()
+            .and_then(|c| c.wait.as_ref())
+            .expect("wait");
+        assert_eq!(wait.limit_ms, 20_000);
+        if d.pod.as_ref().is_some_and(|p| p.uid != late.uid) {
+            assert_eq!(wait.attempts, 1, "passed at the first look: {d:#?}");
+        }
+    }
 }
