@@ -1496,6 +1496,9 @@ fn check_all_pods_auto_gives_each_pod_its_verdict() {
         if let Some(c) = &d.check {
             assert_eq!(c.passed, *verdict == "pass", "{}: {c:#?}", pod.name);
             assert_eq!(c.netns.inode, Some(pod.ns.inode()), "{}", pod.name);
+            // Each pod's own addresses, read inside its namespace.
+            assert!(c.families_known, "{}: {c:#?}", pod.name);
+            assert_eq!(c.families, ["ipv4"], "{}", pod.name);
             assert!(d.auto.is_some(), "{}", pod.name);
         }
     }

@@ -14,7 +14,7 @@ use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
 use crate::check::run::{self, Input, Output, Plan};
 use crate::error::Error;
-use crate::listing::Inspection;
+use crate::listing::{Inspection, Sweep};
 use crate::model::PodRef;
 use crate::render::{check as render, junit};
 use crate::request::{Request, Target};
@@ -144,51 +144,87 @@ fn expectations(inputs: &[Input]) -> Result<Expect, Error> {
     Ok(Expect::Auto(all))
 }
 
-/// One pod's verdict from its listing.
-fn verdict(ins: &Inspection, pid: i32, req: &Request, expect: &Expect) -> PodCheck {
-    let label = ins.netns.target.clone();
-    let pod = ins.pod.clone();
-    if ins.host_network {
-        return PodCheck {
-            label,
-            pod,
+/// What a pod is checked against, or its verdict when it is not checked.
+enum PodPlan<'a> {
+    Check {
+        exp: &'a Expectations,
+        sources: Vec<String>,
+        auto: Option<String>,
+    },
+    Done(Box<PodCheck>),
+}
+
+/// Whether and against what one pod is checked.
+fn plan_pod<'a>(ins: &Inspection, expect: &'a Expect) -> PodPlan<'a> {
+    let done = |verdict, auto| {
+        PodPlan::Done(Box::new(PodCheck {
+            label: ins.netns.target.clone(),
+            pod: ins.pod.clone(),
             sources: Vec::new(),
-            auto: None,
-            verdict: Verdict::HostNetwork,
-        };
+            auto,
+            verdict,
+        }))
+    };
+    if ins.host_network {
+        return done(Verdict::HostNetwork, None);
     }
-    let (exp, sources, auto) = match expect {
-        Expect::Given(exp, sources) => (exp, sources.clone(), None),
+    match expect {
+        Expect::Given(exp, sources) => PodPlan::Check {
+            exp,
+            sources: sources.clone(),
+            auto: None,
+        },
         Expect::Auto(all) => {
             let choice = auto::choose(ins);
             match choice.profile.and_then(|p| all.get(p).map(|e| (p, e))) {
-                Some((name, exp)) => (exp, vec![name.to_string()], Some(choice.why)),
-                None => {
-                    return PodCheck {
-                        label,
-                        pod,
-                        sources: Vec::new(),
-                        auto: Some(choice.why),
-                        verdict: Verdict::Unchecked,
-                    };
-                }
+                Some((name, exp)) => PodPlan::Check {
+                    exp,
+                    sources: vec![name.to_string()],
+                    auto: Some(choice.why),
+                },
+                None => done(Verdict::Unchecked, Some(choice.why)),
             }
         }
-    };
-    let inside = Request {
-        target: Target::Pid(pid),
-        ..req.clone()
-    };
-    let (families, warning) = run::families(&inside);
-    let mut report = Report::new(exp, sources.clone(), ins, families);
-    report.warnings.extend(warning);
-    PodCheck {
-        label,
-        pod,
-        sources,
-        auto,
-        verdict: Verdict::Checked(report),
     }
+}
+
+/// Every listing's verdict, the address families of the checked pods read in one pass (one
+/// thread entering each pod's namespace in turn).
+fn verdicts(sweep: &Sweep, req: &Request, expect: &Expect) -> Vec<PodCheck> {
+    let plans: Vec<PodPlan> = sweep
+        .listings
+        .iter()
+        .map(|ins| plan_pod(ins, expect))
+        .collect();
+    let inside: Vec<Request> = plans
+        .iter()
+        .zip(&sweep.pids)
+        .filter(|(p, _)| matches!(p, PodPlan::Check { .. }))
+        .map(|(_, pid)| Request {
+            target: Target::Pid(*pid),
+            ..req.clone()
+        })
+        .collect();
+    let mut families = run::families_of(&inside).into_iter();
+    plans
+        .into_iter()
+        .zip(&sweep.listings)
+        .map(|(plan, ins)| match plan {
+            PodPlan::Done(c) => *c,
+            PodPlan::Check { exp, sources, auto } => {
+                let (fam, warning) = families.next().unwrap_or_default();
+                let mut report = Report::new(exp, sources.clone(), ins, fam);
+                report.warnings.extend(warning);
+                PodCheck {
+                    label: ins.netns.target.clone(),
+                    pod: ins.pod.clone(),
+                    sources,
+                    auto,
+                    verdict: Verdict::Checked(report),
+                }
+            }
+        })
+        .collect()
 }
 
 /// The sweep, evaluated per pod; under `--wait`, swept again while some pod fails, each pod
@@ -212,15 +248,16 @@ fn check_node(
         let over = wait.is_none_or(|limit| elapsed >= limit);
         let swept = match swept {
             Ok(s) => s,
-            Err(e @ Error::Unreachable(_)) if !over && done.is_empty() => {
-                let _ = e;
+            // No pod yet (the node not readable): retried while --wait's time remains.
+            Err(Error::Unreachable(_)) if !over && done.is_empty() => {
                 std::thread::sleep(run::POLL_INTERVAL);
                 continue;
             }
             Err(e) => return Err(e),
         };
         let mut pending = false;
-        for (ins, pid) in swept.listings.iter().zip(&swept.pids) {
+        let all = verdicts(&swept, req, expect);
+        for (ins, checked) in swept.listings.iter().zip(all) {
             let keys: Vec<(String, Option<PodRef>)> = if ins.host_network {
                 ins.pods
                     .iter()
@@ -233,7 +270,7 @@ fn check_node(
                 if done.get(&key).is_some_and(|c| c.passed()) {
                     continue;
                 }
-                let mut c = verdict(ins, *pid, req, expect);
+                let mut c = checked.clone();
                 if ins.host_network {
                     c.label = key.clone();
                     c.pod = pod;
