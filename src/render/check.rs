@@ -510,7 +510,7 @@ fn result_doc(o: &Outcome) -> ResultDoc {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -690,6 +690,118 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    pub(crate) fn node() -> NodeReport {
+        let pod = |name: &str| PodRef {
+            namespace: Some("shop".into()),
+            name: Some(name.into()),
+            uid: format!("uid-{name}"),
+        };
+        let mut passing = sample();
+        passing.outcomes.truncate(1);
+        passing.waited = None;
+        let check = |name: &str, mut r: Report| PodCheck {
+            label: format!("pod shop/{name}"),
+            pod: Some(pod(name)),
+            sources: {
+                r.sources = vec!["istio-sidecar".into()];
+                r.sources.clone()
+            },
+            auto: Some("pilot-agent and envoy".into()),
+            verdict: Verdict::Checked(r),
+        };
+        NodeReport {
+            pods: vec![
+                check("good", passing),
+                check("bad\x1b[2J", sample()),
+                PodCheck {
+                    label: "pod shop/db".into(),
+                    pod: Some(pod("db")),
+                    sources: vec![],
+                    auto: Some("no mesh process holds a listener".into()),
+                    verdict: Verdict::Unchecked,
+                },
+                PodCheck {
+                    label: "pod kube-system/kube-proxy".into(),
+                    pod: None,
+                    sources: vec![],
+                    auto: None,
+                    verdict: Verdict::HostNetwork,
+                },
+            ],
+            warnings: vec!["pod shop/gone skipped: no such process".into()],
+        }
+    }
+
+    #[test]
+    fn the_node_table_has_a_section_and_a_verdict_per_pod() {
+        let n = node();
+        assert!(!n.passed());
+        for width in [None, Some(80)] {
+            let mut out = Vec::new();
+            let layout = Layout {
+                width,
+                ..Layout::PLAIN
+            };
+            write_node_table(&mut out, &n, false, layout).unwrap();
+            let t = String::from_utf8(out).unwrap();
+            assert!(
+                t.starts_with("=== pod shop/good: istio-sidecar (auto: pilot-agent and envoy)\n"),
+                "{t}"
+            );
+            assert!(t.contains("\npod shop/good passed\n"), "{t}");
+            assert!(
+                t.contains("pod shop/bad\\x1b[2J FAILED: 1 failed, 1 unknown"),
+                "{t}"
+            );
+            assert!(!t.contains('\u{1b}'), "{t}");
+            assert!(
+                t.contains("=== pod shop/db: unchecked (auto: no mesh process"),
+                "{t}"
+            );
+            assert!(
+                t.contains("=== pod kube-system/kube-proxy: skipped: hostNetwork"),
+                "{t}"
+            );
+            assert!(t.contains("warning: pod shop/gone skipped"), "{t}");
+            let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains(
+                    "node: 4 pods: 2 checked (1 passed, 1 failed), 1 unchecked, 1 hostNetwork \
+                     skipped"
+                ),
+                "{t}"
+            );
+            assert!(t.ends_with("check FAILED: pod shop/bad\\x1b[2J\n"), "{t}");
+            if let Some(w) = width {
+                assert!(
+                    t.lines()
+                        .all(|l| l.chars().count() <= w && !l.ends_with(' ')),
+                    "{t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn node_json_lines_are_one_pod_each_and_read_back() {
+        let mut out = Vec::new();
+        write_node_json_lines(&mut out, &node()).unwrap();
+        let docs: Vec<PodCheckDocument> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let verdicts: Vec<&str> = docs.iter().map(|d| d.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["pass", "fail", "unchecked", "skipped"]);
+        assert_eq!(docs[1].check.as_ref().map(|c| c.summary.failed), Some(1));
+        assert_eq!(docs[0].sources, ["istio-sidecar"]);
+        assert!(docs[2].check.is_none() && docs[3].check.is_none());
+        assert_eq!(
+            docs[2].auto.as_deref(),
+            Some("no mesh process holds a listener")
+        );
     }
 
     #[test]

@@ -345,6 +345,45 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// One testsuite per pod, one testcase per expectation (or one skipped case for a pod not
+    /// checked); valid XML whatever the pod is called.
+    #[test]
+    fn the_node_has_a_testsuite_per_pod() {
+        let node = crate::render::check::tests::node();
+        let mut out = Vec::new();
+        write_node(&mut out, &node).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let suites: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        let names: Vec<&str> = suites.iter().filter_map(|s| s.attribute("name")).collect();
+        assert_eq!(
+            names,
+            [
+                "pod shop/good",
+                "pod shop/bad\\u{1b}[2J",
+                "pod shop/db",
+                "pod kube-system/kube-proxy"
+            ]
+        );
+        let cases = |i: usize| {
+            suites[i]
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .count()
+        };
+        assert_eq!((cases(0), cases(1), cases(2), cases(3)), (1, 4, 1, 1));
+        assert_eq!(suites[1].attribute("failures"), Some("1"));
+        assert_eq!(suites[1].attribute("errors"), Some("1"));
+        assert_eq!(suites[0].attribute("failures"), Some("0"));
+        assert!(suites[2].descendants().any(|n| n.has_tag_name("skipped")));
+        let root = doc.root_element();
+        assert_eq!(root.attribute("tests"), Some("7"));
+        assert_eq!(root.attribute("failures"), Some("1"));
+    }
+
     #[test]
     fn parses_back_with_one_testcase_per_expectation() {
         let xml = xml_of(&sample());
