@@ -159,8 +159,15 @@ pub enum Command {
     /// istiod, ztunnel, linkerd-proxy) and from YAML or JSON files (see the README); all of
     /// them are checked. Exit codes: 0 every expectation holds, 1 one fails, 2 usage or input
     /// error (a malformed file), 3 the target is unreachable.
+    ///
+    /// With --all-pods (and --namespace NS), every pod of the node is checked in one sweep: a
+    /// table section per pod, `-o json` one JSON line per pod, `--junit` one testsuite per pod;
+    /// hostNetwork pods are skipped and said so; exit 1 when any pod fails, 3 when the node
+    /// cannot be read.
     Check {
-        /// Check against a built-in profile (repeatable).
+        /// Check against a built-in profile (repeatable). With --all-pods, `auto` checks each
+        /// pod against the profile its mesh processes call for (pods with none are listed as
+        /// unchecked).
         #[arg(long, value_name = "NAME", value_parser = ProfileName)]
         profile: Vec<String>,
         /// Check against an expectation file, YAML or JSON (repeatable).
@@ -275,7 +282,11 @@ impl clap::builder::TypedValueParser for ProfileName {
         Some(Box::new(
             crate::check::profiles::ALL
                 .iter()
-                .map(|p| clap::builder::PossibleValue::new(p.name)),
+                .map(|p| clap::builder::PossibleValue::new(p.name))
+                .chain(std::iter::once(
+                    clap::builder::PossibleValue::new(crate::check::node::AUTO)
+                        .help("with --all-pods: each pod's profile from what runs in it"),
+                )),
         ))
     }
 }

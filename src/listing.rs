@@ -44,6 +44,9 @@ pub struct Sweep {
     pub warnings: Vec<String>,
     /// Pods with a log directory but no running process.
     pub idle: Vec<PodRef>,
+    /// For each listing, in the same order: the pid whose network namespace was read (for a
+    /// later look inside it, as `check` reads the pod's address families).
+    pub pids: Vec<i32>,
 }
 
 /// Listeners first, then by protocol, local port and address, then inode, so the output is

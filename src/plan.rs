@@ -277,13 +277,7 @@ fn check_request(t: &TargetArgs) -> Result<Request, Error> {
         protos: Vec::new(),
         ports: Vec::new(),
     };
-    let request = request(t, filters)?;
-    if matches!(request.target, Target::AllPods { .. }) {
-        return Err(Error::Usage(
-            "check looks at one target: give --pod, --pid or --netns, not --all-pods".into(),
-        ));
-    }
-    Ok(request)
+    request(t, filters)
 }
 
 /// `probe`'s target: its TCP listeners (`probe --port` picks the ports).

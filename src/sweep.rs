@@ -127,6 +127,7 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
         .map(|o| o.via)
         .filter(|v| *v != FdWalk::Auto);
     let mut listings = Vec::new();
+    let mut pids = Vec::new();
     for mut g in groups {
         let hidden_owners =
             attribute::apply_owners(&procfs, owners.as_ref(), &mut g.sockets, &mut g.warnings);
@@ -147,6 +148,7 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
             (false, [one]) => (Some(one.clone()), Vec::new()),
             (false, _) => (placed.pod.or_else(|| pods.first().cloned()), pods),
         };
+        pids.push(g.pid);
         listings.push(Inspection {
             netns: NetnsInfo {
                 inode: g.inode,
@@ -162,7 +164,9 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
             pods,
         });
     }
-    listings.sort_by(|a, b| (a.host_network, &a.pod).cmp(&(b.host_network, &b.pod)));
+    let mut pairs: Vec<(Inspection, i32)> = listings.into_iter().zip(pids).collect();
+    pairs.sort_by(|(a, _), (b, _)| (a.host_network, &a.pod).cmp(&(b.host_network, &b.pod)));
+    let (listings, pids): (Vec<Inspection>, Vec<i32>) = pairs.into_iter().unzip();
     let idle = node
         .idle_pods()
         .into_iter()
@@ -172,5 +176,6 @@ pub fn sweep(req: &Request, namespace: Option<&str>, catalog: &Catalog) -> Resul
         listings,
         warnings,
         idle,
+        pids,
     })
 }

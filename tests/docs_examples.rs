@@ -524,7 +524,7 @@ fn the_sidecar_pod_examples() {
         families(&pod.ns),
     );
     let mut out = Vec::new();
-    check::write_table(&mut out, &report, false, Layout::PLAIN).unwrap();
+    check::write_table(&mut out, &report, false, TERMINAL).unwrap();
     assert!(!report.passed());
     golden("check-sidecar.txt", &String::from_utf8(out).unwrap());
 

@@ -1287,3 +1287,445 @@ fn the_runtime_state_names_pods_and_containers_the_kubelet_logs_do_not() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// check --all-pods
+
+/// A sidecar pod as the istio-sidecar profile wants it (pilot-agent with its status port, xDS
+/// and SDS sockets; Envoy with admin, capture, readiness and stats ports), Envoy's admin bound
+/// to `admin` (127.0.0.1 conforms), and the app on 9080.
+fn mesh_sidecar(node: &SimNode, namespace: &str, name: &str, admin: &str) -> SimPod {
+    mesh_sidecar_late(node, namespace, name, admin, None)
+}
+
+/// `mesh_sidecar`, with Envoy's admin listener opened only once `admin_after` exists.
+fn mesh_sidecar_late(
+    node: &SimNode,
+    namespace: &str,
+    name: &str,
+    admin: &str,
+    admin_after: Option<&Path>,
+) -> SimPod {
+    let mut pod = SimPod::new(node, Layout::SystemdContainerd, namespace, name, &new_uid());
+    pod.ns.add_addr("10.0.0.5/32");
+    let dir = node.root.join(format!("fs-{}", unique()));
+    fs::create_dir_all(&dir).unwrap();
+    let chdir = format!("chdir={}", dir.display());
+    let pause = pod.container(node, "pause");
+    pod.run(pause, "pause", &[]);
+    let proxy = pod.container(node, "istio-proxy");
+    let ready = node.root.join(format!("envoy-{}.ready", unique()));
+    let envoy = install_as("envoy");
+    let spawn = format!("spawn={}", envoy.display());
+    let listen_admin = format!("tcp-listen={admin}:15000");
+    let wait_envoy = format!("wait-file={}", ready.display());
+    let mut ops = vec![
+        chdir.as_str(),
+        "tcp-listen=[::]:15020",
+        "mkdir=etc/istio/proxy",
+        "unix-listen=etc/istio/proxy/XDS",
+        "mkdir=var/run/secrets/workload-spiffe-uds",
+        "unix-listen=var/run/secrets/workload-spiffe-uds/socket",
+        spawn.as_str(),
+        "--ready",
+        ready.to_str().unwrap(),
+        "tcp-listen=0.0.0.0:15001,reuseport",
+        "tcp-listen=0.0.0.0:15006",
+        "tcp-listen=0.0.0.0:15021",
+        "tcp-listen=0.0.0.0:15090",
+    ];
+    let late = admin_after.map(|p| format!("wait-file={}", p.display()));
+    ops.extend(late.as_deref());
+    ops.extend([listen_admin.as_str(), ";;"]);
+    if late.is_none() {
+        ops.push(wait_envoy.as_str());
+    }
+    pod.run(proxy, "pilot-agent", &ops);
+    if late.is_none() {
+        common::wait_ready_file(&ready);
+    }
+    let app = pod.container(node, "app");
+    pod.run(app, "myapp", &["tcp-listen=10.0.0.5:9080"]);
+    pod
+}
+
+/// `podports --host-root ROOT check --all-pods ARGS`.
+fn check_all(root: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["check", "--all-pods", "--host-root", root.to_str().unwrap()];
+    all.extend_from_slice(args);
+    podports(&all)
+}
+
+/// A node of mixed pods: a conformant sidecar, a sidecar whose Envoy admin listens on every
+/// address, an ambient pod whose listeners ztunnel holds from its own pod's namespace, ztunnel's
+/// pod, istiod, a pod with no mesh, and a hostNetwork pod. `check --all-pods --profile auto`
+/// gives each its verdict in the table, JSON Lines and JUnit, in one sweep.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn check_all_pods_auto_gives_each_pod_its_verdict() {
+    if !require_root("check_all_pods_auto_gives_each_pod_its_verdict") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+    // Namespaces of this test alone: other tests' simulated pods share the machine's cgroups.
+    let mesh = format!("mesh-{:08x}", unique() as u32);
+    let broken_ns = format!("broken-{:08x}", unique() as u32);
+    let good = mesh_sidecar(&node, &mesh, "good-sidecar", "127.0.0.1");
+    let broken = mesh_sidecar(&node, &broken_ns, "broken-sidecar", "0.0.0.0");
+
+    // ztunnel's pod, and an ambient pod whose capture listeners ztunnel opens from inside it.
+    let mut ztunnel = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        &mesh,
+        "ztunnel-x1",
+        &new_uid(),
+    );
+    let mut ambient = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        &mesh,
+        "ambient-app",
+        &new_uid(),
+    );
+    ambient.ns.add_addr("10.0.0.6/32");
+    let pause = ambient.container(&node, "pause");
+    ambient.run(pause, "pause", &[]);
+    let app = ambient.container(&node, "app");
+    ambient.run(app, "myapp", &["tcp-listen=10.0.0.6:8080"]);
+    ztunnel.ns.add_addr("10.0.0.7/32");
+    let zpause = ztunnel.container(&node, "pause");
+    ztunnel.run(zpause, "pause", &[]);
+    let zc = ztunnel.container(&node, "istio-proxy");
+    let zt = Proc::start_in_cgroups(
+        &ambient.ns,
+        &[ztunnel.containers[zc].cgroup.clone()],
+        &install_as("ztunnel"),
+        &[
+            "tcp-listen=0.0.0.0:15001",
+            "tcp-listen=0.0.0.0:15006",
+            "tcp-listen=0.0.0.0:15008",
+            &format!("setns={}", ztunnel.ns.path().display()),
+            "tcp-listen=127.0.0.1:15000",
+            "tcp-listen=0.0.0.0:15020",
+            "tcp-listen=0.0.0.0:15021",
+        ],
+    );
+    ztunnel.procs.push(zt);
+
+    let mut istiod = SimPod::new(&node, Layout::CgroupfsCrio, &mesh, "istiod-y2", &new_uid());
+    istiod.ns.add_addr("10.0.0.8/32");
+    let c = istiod.container(&node, "discovery");
+    istiod.run(
+        c,
+        "pilot-discovery",
+        &[
+            "tcp-listen=0.0.0.0:8080",
+            "tcp-listen=0.0.0.0:15010",
+            "tcp-listen=0.0.0.0:15012",
+            "tcp-listen=0.0.0.0:15014",
+            "tcp-listen=0.0.0.0:15017",
+            "tcp-listen=127.0.0.1:9876",
+        ],
+    );
+
+    let mut plain = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        &mesh,
+        "plain-db",
+        &new_uid(),
+    );
+    let c = plain.container(&node, "db");
+    plain.run(c, "postgres", &["tcp-listen=0.0.0.0:5432"]);
+
+    let join_host = format!("setns=/proc/{}/ns/net", std::process::id());
+    let mut host = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        &mesh,
+        "node-agent",
+        &new_uid(),
+    );
+    let c = host.container(&node, "agent");
+    host.run(c, "node-agent", &[&join_host, "tcp-listen=127.0.0.1:0"]);
+
+    let want: Vec<(&SimPod, &str, Option<&str>)> = vec![
+        (&good, "pass", Some("istio-sidecar")),
+        (&broken, "fail", Some("istio-sidecar")),
+        (&ambient, "pass", Some("istio-ambient")),
+        (&ztunnel, "pass", Some("ztunnel")),
+        (&istiod, "pass", Some("istiod")),
+        (&plain, "unchecked", None),
+        (&host, "skipped", None),
+    ];
+
+    // JSON Lines: one object per pod, the whole node (other tests' pods included).
+    let junit = node.root.join("check.xml");
+    let o = check_all(
+        root,
+        &[
+            "--profile",
+            "auto",
+            "-o",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&o, 1);
+    let docs: Vec<podports::render::check::PodCheckDocument> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    for (pod, verdict, profile) in &want {
+        let mine: Vec<_> = docs
+            .iter()
+            .filter(|d| d.pod.as_ref().is_some_and(|p| p.uid == pod.uid))
+            .collect();
+        assert_eq!(mine.len(), 1, "{}: {docs:#?}", pod.name);
+        let d = mine[0];
+        assert_eq!(d.verdict, *verdict, "{}: {d:#?}", pod.name);
+        assert_eq!(
+            d.sources,
+            profile.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "{}: {d:#?}",
+            pod.name
+        );
+        assert_eq!(d.check.is_some(), profile.is_some(), "{}", pod.name);
+        if let Some(c) = &d.check {
+            assert_eq!(c.passed, *verdict == "pass", "{}: {c:#?}", pod.name);
+            assert_eq!(c.netns.inode, Some(pod.ns.inode()), "{}", pod.name);
+            // Each pod's own addresses, read inside its namespace.
+            assert!(c.families_known, "{}: {c:#?}", pod.name);
+            assert_eq!(c.families, ["ipv4"], "{}", pod.name);
+            assert!(d.auto.is_some(), "{}", pod.name);
+        }
+    }
+    let broken_doc = docs
+        .iter()
+        .find(|d| d.pod.as_ref().is_some_and(|p| p.uid == broken.uid))
+        .unwrap();
+    let failed: Vec<_> = broken_doc
+        .check
+        .as_ref()
+        .unwrap()
+        .results
+        .iter()
+        .filter(|r| r.reason.contains("0.0.0.0:15000"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{broken_doc:#?}");
+    assert_eq!(failed[0].port, Some(15000));
+
+    // JUnit: one testsuite per pod, one testcase per expectation; a failure only in the
+    // broken sidecar's suite.
+    let xml = fs::read_to_string(&junit).unwrap();
+    let tree = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    for (pod, verdict, profile) in &want {
+        let name = format!("pod {}/{}", pod.namespace, pod.name);
+        let suites: Vec<_> = tree
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some(&name))
+            .collect();
+        assert_eq!(suites.len(), 1, "{name}: {xml}");
+        let suite = suites[0];
+        let cases = suite
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .count();
+        let failures: usize = suite.attribute("failures").unwrap().parse().unwrap();
+        assert_eq!(failures > 0, *verdict == "fail", "{name}: {xml}");
+        let doc = docs
+            .iter()
+            .find(|d| d.pod.as_ref().is_some_and(|p| p.uid == pod.uid))
+            .unwrap();
+        match (&doc.check, profile) {
+            (Some(c), Some(_)) => assert_eq!(cases, c.results.len(), "{name}: {xml}"),
+            _ => {
+                assert_eq!(cases, 1, "{name}: {xml}");
+                assert!(
+                    suite.descendants().any(|n| n.has_tag_name("skipped")),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    // The table: a section and a summary line per pod, the node's verdict last.
+    let o = check_all(root, &["--profile", "auto", "--namespace", &mesh]);
+    assert_exit(&o, 0);
+    let t = String::from_utf8(o.stdout).unwrap();
+    eprintln!("{t}");
+    for (pod, verdict, profile) in &want {
+        let label = format!("pod {}/{}", pod.namespace, pod.name);
+        match (verdict, profile) {
+            (&"pass", Some(p)) => {
+                assert!(
+                    t.contains(&format!("=== {label}: {p} (auto: ")),
+                    "{label}: {t}"
+                );
+                assert!(t.contains(&format!("\n{label} passed\n")), "{label}: {t}");
+            }
+            (&"unchecked", _) => assert!(
+                t.contains(&format!("=== {label}: unchecked (auto: no mesh process")),
+                "{t}"
+            ),
+            (&"skipped", _) => {
+                assert!(
+                    t.contains(&format!("=== {label}: skipped: hostNetwork")),
+                    "{t}"
+                )
+            }
+            _ => assert!(!t.contains(&label), "{label} is not in {mesh}: {t}"),
+        }
+    }
+    assert!(
+        t.contains(
+            "node: 6 pods: 4 checked (4 passed, 0 failed), 1 unchecked, 1 hostNetwork skipped"
+        ),
+        "{t}"
+    );
+    assert!(t.ends_with("check passed\n"), "{t}");
+
+    let o = check_all(
+        root,
+        &[
+            "--profile",
+            "auto",
+            "--namespace",
+            &broken_ns,
+            "--width",
+            "100",
+        ],
+    );
+    assert_exit(&o, 1);
+    let t = String::from_utf8(o.stdout).unwrap();
+    let label = format!("pod {broken_ns}/broken-sidecar");
+    assert!(
+        t.contains(&format!("\n{label} FAILED: 1 failed, 0 unknown\n")),
+        "{t}"
+    );
+    let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("bound to 0.0.0.0:15000 (expected loopback only)"),
+        "{t}"
+    );
+    assert!(t.ends_with(&format!("check FAILED: {label}\n")), "{t}");
+    for line in t.lines() {
+        assert!(
+            line.chars().count() <= 100 && !line.ends_with(' '),
+            "{line:?}\n{t}"
+        );
+    }
+
+    // Expectations from the command line apply to every pod: the ambient pod is no sidecar.
+    let o = check_all(
+        root,
+        &[
+            "--profile",
+            "istio-sidecar",
+            "--namespace",
+            &mesh,
+            "-o",
+            "json",
+        ],
+    );
+    assert_exit(&o, 1);
+    let docs: Vec<podports::render::check::PodCheckDocument> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let verdict = |pod: &SimPod| {
+        docs.iter()
+            .find(|d| d.pod.as_ref().is_some_and(|p| p.uid == pod.uid))
+            .map(|d| d.verdict.clone())
+    };
+    assert_eq!(verdict(&good).as_deref(), Some("pass"));
+    assert_eq!(verdict(&ambient).as_deref(), Some("fail"));
+    assert_eq!(verdict(&plain).as_deref(), Some("fail"));
+    assert_eq!(verdict(&host).as_deref(), Some("skipped"));
+}
+
+/// `check --all-pods` on a host root with no pods is exit 3 (the node cannot be read), and
+/// `--profile auto` goes alone and with --all-pods only (exit 2).
+#[test]
+fn check_all_pods_errors() {
+    let empty = Scratch::new();
+    fs::create_dir_all(empty.join("proc")).unwrap();
+    let o = check_all(empty.path(), &["--profile", "auto"]);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("no pods found"), "{}", stderr(&o));
+    let o = check_all(empty.path(), &["--profile", "auto", "--profile", "istiod"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--profile auto"), "{}", stderr(&o));
+    let o = podports(&["check", "--netns", "x", "--profile", "auto"]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("goes with --all-pods"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `--wait` applies per pod: a sidecar whose Envoy admin comes late is looked at again until it
+/// passes, while a pod that passed at once is final after the first look.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn check_all_pods_waits_for_each_pod() {
+    if !require_root("check_all_pods_waits_for_each_pod") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+    let ns = format!("late-{:08x}", unique() as u32);
+    let go = node.root.join("admin.go");
+    let _good = mesh_sidecar(&node, &ns, "ready-now", "127.0.0.1");
+    let late = mesh_sidecar_late(&node, &ns, "ready-later", "127.0.0.1", Some(&go));
+    // Without --wait the late pod fails: its admin port is not there yet.
+    let o = check_all(
+        root,
+        &["--profile", "auto", "--namespace", &ns, "-o", "json"],
+    );
+    assert_exit(&o, 1);
+    let child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(["check", "--all-pods", "--host-root", root.to_str().unwrap()])
+        .args([
+            "--profile",
+            "auto",
+            "--namespace",
+            &ns,
+            "--wait",
+            "20s",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    fs::write(&go, "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    let docs: Vec<podports::render::check::PodCheckDocument> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    for d in &docs {
+        assert_eq!(d.verdict, "pass", "{d:#?}");
+        let wait = d
+            .check
+            .as_ref()
+            .and_then(|c| c.wait.as_ref())
+            .expect("wait");
+        assert_eq!(wait.limit_ms, 20_000);
+        if d.pod.as_ref().is_some_and(|p| p.uid != late.uid) {
+            assert_eq!(wait.attempts, 1, "passed at the first look: {d:#?}");
+        }
+    }
+}

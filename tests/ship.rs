@@ -152,10 +152,14 @@ fn fish_completes_profiles_formats_and_netns_names() {
         complete("podports check --profile istio-s"),
         ["istio-sidecar"]
     );
+    // Every built-in profile, and `auto` (with --all-pods).
+    let all = complete("podports check --profile ");
     assert_eq!(
-        complete("podports check --profile ").len(),
-        podports::check::profiles::ALL.len()
+        all.len(),
+        podports::check::profiles::ALL.len() + 1,
+        "{all:?}"
     );
+    assert!(all.iter().any(|p| p == "auto"), "{all:?}");
     for line in ["podports -o ", "podports --pid 1 -o ", "podports check -o "] {
         let formats = complete(line);
         for f in ["table", "json"] {
@@ -211,10 +215,13 @@ fn bash_completes_profiles_formats_and_netns_names() {
         complete(&["podports", "check", "--profile", "istio-s"]),
         ["istio-sidecar"]
     );
+    let all = complete(&["podports", "check", "--profile", ""]);
     assert_eq!(
-        complete(&["podports", "check", "--profile", ""]).len(),
-        podports::check::profiles::ALL.len()
+        all.len(),
+        podports::check::profiles::ALL.len() + 1,
+        "{all:?}"
     );
+    assert!(all.iter().any(|p| p == "auto"), "{all:?}");
     let formats = complete(&["podports", "-o", ""]);
     for f in ["table", "wide", "json"] {
         assert!(formats.iter().any(|g| g == f), "{formats:?}");
@@ -570,6 +577,124 @@ fn the_job_lists_one_node() {
         read("deploy/job.yaml")
             .contains("sed 's/NODE_NAME/node-1/g' deploy/job.yaml | kubectl apply -f -")
     );
+}
+
+/// The conformance Job is the node Job (same pod, privileges and mounts) running
+/// `check --all-pods --profile auto -o json` instead of the listing.
+#[test]
+fn the_conformance_job_checks_every_pod_of_one_node() {
+    let job = yaml_docs("deploy/job.yaml");
+    let docs = yaml_docs("deploy/conformance-job.yaml");
+    assert_eq!(docs.len(), 2);
+    check_namespace(&docs[0], "conformance-job.yaml");
+    let conf = &docs[1];
+    assert_eq!(at(conf, "metadata.name"), "podports-check-NODE_NAME");
+    let mut same = conf.clone();
+    same["metadata"]["name"] = job[1]["metadata"]["name"].clone();
+    let c = &mut same["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&c["args"]);
+    c["args"] = job[1]["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert_eq!(
+        same, job[1],
+        "only the name and the args differ from job.yaml"
+    );
+    assert_eq!(
+        args,
+        [
+            "check",
+            "--all-pods",
+            "--profile",
+            "auto",
+            "-o",
+            "json",
+            "--host-root",
+            "/host"
+        ]
+    );
+    let cli = Cli::try_parse_from(std::iter::once("podports".to_string()).chain(args))
+        .unwrap_or_else(|e| panic!("podports does not take the args: {e}"));
+    let plan = Plan::new(&cli, podports::plan::Terminal::default(), None).unwrap();
+    let Plan::Check(check) = plan else {
+        panic!("the args do not plan a check: {plan:?}");
+    };
+    assert!(matches!(
+        check.request.target,
+        Target::AllPods { namespace: None }
+    ));
+    assert_eq!(
+        check.inputs,
+        [podports::check::run::Input::Profile("auto".into())]
+    );
+    assert_eq!(check.output, podports::check::run::Output::Json);
+    assert!(
+        read("deploy/conformance-job.yaml").contains(
+            "sed 's/NODE_NAME/node-1/g' deploy/conformance-job.yaml | kubectl apply -f -"
+        )
+    );
+}
+
+/// The plugin, with no kubectl needed (`--dry-run` and usage errors only).
+fn plugin(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(path("deploy/kubectl-podports"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env_remove("PODPORTS_IMAGE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run deploy/kubectl-podports")
+}
+
+/// `kubectl podports node NODE check`: the conformance check from a node debug pod, as root.
+#[test]
+fn plugin_checks_a_whole_node() {
+    let img = image();
+    let root = r#"3<<<'{"securityContext":{"runAsUser":0,"runAsNonRoot":false}}'"#;
+    let base = format!(
+        "debug node/node-1 -i --image={img} --profile=sysadmin --custom=/dev/fd/3 --quiet -- \
+         podports check --all-pods --host-root /host"
+    );
+    let run = |args: &[&str]| {
+        let o = plugin(args, &[]);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    assert_eq!(
+        run(&["node", "node-1", "check", "--dry-run"]),
+        format!("kubectl {base} --profile auto {root}\n")
+    );
+    assert_eq!(
+        run(&[
+            "node",
+            "node-1",
+            "check",
+            "--context",
+            "prod",
+            "--profile",
+            "istiod",
+            "--namespace",
+            "istio-system",
+            "-o",
+            "json",
+            "--dry-run"
+        ]),
+        format!(
+            "kubectl --context=prod {base} --profile istiod --namespace istio-system -o json \
+             {root}\n"
+        )
+    );
+    for bad in [
+        &["node"][..],
+        &["node", "node-1"],
+        &["node", "node-1", "list"],
+    ] {
+        let o = plugin(bad, &[]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            text(&o.stderr).contains("kubectl podports node NODE check"),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]

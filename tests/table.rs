@@ -213,6 +213,58 @@ fn off_a_terminal_nothing_is_shortened_and_no_line_ends_in_a_space() {
     assert_fits(&text(&o.stdout), 80);
 }
 
+/// `check` fitted to 80 and 120 columns: every FAIL and UNKNOWN reason (with what was found)
+/// is whole under the table, as the JSON gives it, while no line is wider than the width.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn check_failure_reasons_are_whole_at_80_and_120_columns() {
+    if !require_root("check_failure_reasons_are_whole_at_80_and_120_columns") {
+        return;
+    }
+    let pod = sidecar_pod();
+    let args = [
+        "check",
+        "--netns",
+        pod.ns.name(),
+        "--profile",
+        "istio-sidecar",
+    ];
+    let o = podports(&[&args[..], &["-o", "json"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let doc: podports::render::check::CheckDocument =
+        serde_json::from_slice(&o.stdout).expect("check's JSON");
+    let failed: Vec<_> = doc
+        .results
+        .iter()
+        .filter(|r| r.reason.len() > 30 && matches!(r.status, podports::check::eval::Status::Fail))
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "the app on 15000 fails the sidecar: {doc:?}"
+    );
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for width in [80usize, 120] {
+        let o = podports(&[&args[..], &["--width", &width.to_string()]].concat());
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        eprintln!("--- {width} columns\n{out}");
+        assert_fits(&out, width);
+        let flat = words(&out);
+        for r in &failed {
+            let found: Vec<String> = r.found.iter().map(|f| f.local.clone()).collect();
+            assert!(
+                flat.contains(&words(&r.reason)),
+                "{:?} cut at {width}:\n{out}",
+                r.reason
+            );
+            for f in found {
+                assert!(flat.contains(&f), "{f} lost at {width}:\n{out}");
+            }
+        }
+        assert!(out.lines().any(|l| l.starts_with("[1] ")), "{out}");
+    }
+}
+
 /// A real terminal: a pseudo-terminal from script(1), sized with stty, COLUMNS unset (the
 /// TIOCGWINSZ path), then COLUMNS set (it wins).
 #[cfg_attr(podports_not_root, ignore = "needs root")]

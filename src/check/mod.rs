@@ -4,7 +4,9 @@
 //! Only `run` does I/O (files, the inspection, the clock); everything else is pure, and nothing
 //! here ever writes to the target.
 
+pub mod auto;
 pub mod eval;
 pub mod expect;
+pub mod node;
 pub mod profiles;
 pub mod run;

@@ -51,6 +51,18 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// (exit 2: a malformed file, an unknown profile) or an unreachable target (exit 3). A closed
 /// stdout does not change the verdict.
 pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
+    if matches!(plan.request.target, crate::request::Target::AllPods { .. }) {
+        return crate::check::node::run(plan, catalog, out);
+    }
+    if plan
+        .inputs
+        .iter()
+        .any(|i| matches!(i, Input::Profile(p) if p == crate::check::node::AUTO))
+    {
+        return Err(Error::Usage(
+            "--profile auto picks each pod's profile on a node: it goes with --all-pods".into(),
+        ));
+    }
     let (exp, sources) = load(&plan.inputs)?;
     let mut terminal = Progress::new(io::stderr().is_terminal());
     let report = check_until(
@@ -110,6 +122,44 @@ pub fn families(req: &Request) -> (Families, Option<String>) {
             )),
         ),
     }
+}
+
+/// `families` for many targets at once (`check --all-pods`): each namespace opened, then all
+/// entered in turn by one thread. Per target, as `families` gives it.
+pub fn families_of(reqs: &[Request]) -> Vec<(Families, Option<String>)> {
+    let fallback = |e: String| {
+        (
+            Families::default(),
+            Some(format!(
+                "the pod's addresses could not be read ({e}): `bind: wildcard` was checked as \
+                 for an IPv4 pod"
+            )),
+        )
+    };
+    let opened: Vec<Result<crate::sys::netns::Netns, String>> = reqs
+        .iter()
+        .map(|r| crate::resolve::open_netns(r).map_err(|e| e.to_string()))
+        .collect();
+    let handles: Vec<&crate::sys::netns::Netns> =
+        opened.iter().filter_map(|o| o.as_ref().ok()).collect();
+    let read =
+        crate::sys::netns::Netns::run_in_each(&handles, crate::sys::ifaddrs::interface_addrs);
+    let mut read = match read {
+        Ok(v) => v.into_iter(),
+        Err(e) => return reqs.iter().map(|_| fallback(e.to_string())).collect(),
+    };
+    opened
+        .iter()
+        .map(|o| match o {
+            Err(e) => fallback(e.clone()),
+            Ok(_) => match read.next() {
+                Some(Ok(Ok(addrs))) => (Families::of(&addrs), None),
+                Some(Ok(Err(e))) => fallback(e.to_string()),
+                Some(Err(e)) => fallback(e.to_string()),
+                None => fallback("not read".into()),
+            },
+        })
+        .collect()
 }
 
 /// Reads and resolves every profile and file, in order; returns the expectations and the

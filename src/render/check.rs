@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::eval::{CheckKind, Found, Outcome, Report, Status, Summary};
 use crate::check::expect::Target;
+use crate::check::node::{NodeReport, PodCheck, Verdict};
 use crate::duration;
 use crate::escape::endpoint;
 use crate::escape::escape;
-use crate::model::{Kind, Proto};
+use crate::model::{Kind, PodRef, Proto};
 use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
 use crate::render::json::NetnsDoc;
 use crate::render::table::plural;
@@ -21,13 +22,25 @@ pub const VERSION: u32 = 1;
 
 /// One row per expectation: STATUS, EXPECTATION, FROM (the profile or file and line it comes
 /// from, what it replaces, who dropped it), FOUND; then a footer with the counts, the wait,
-/// the inspection's warnings and the verdict. `wide` is never shortened.
+/// the inspection's warnings and the verdict. `wide` is never shortened. Fitted to a width,
+/// the FOUND of a FAIL or UNKNOWN row is a numbered note under the table, whole.
 pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout) -> io::Result<()> {
+    write_table_as(out, r, wide, layout, "check")
+}
+
+/// `write_table`, its verdict line said by `who` (`check`, or the pod in `--all-pods`).
+fn write_table_as(
+    out: &mut impl Write,
+    r: &Report,
+    wide: bool,
+    layout: Layout,
+    who: &str,
+) -> io::Result<()> {
     let header = [
         Column::fixed("STATUS"),
-        Column::long("EXPECTATION"),
+        Column::long_to("EXPECTATION", 44),
         Column::long_to("FROM", 20),
-        Column::long_to("FOUND", 40),
+        Column::long_to("FOUND", 30),
     ];
     let layout = if wide {
         Layout {
@@ -37,9 +50,13 @@ pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout)
     } else {
         layout
     };
+    // Fitted to a width, a FAIL or UNKNOWN row's reason is a numbered note under the table,
+    // wrapped but never shortened: it is what the reader needs. Off a terminal it stays in
+    // FOUND, whole, so each row is complete for grep.
+    let fitted = layout.width.is_some();
     let table = columns::Table {
         columns: &header,
-        notes: None,
+        notes: fitted.then_some("REASONS"),
     };
     columns::write(out, table, layout, r.outcomes.len(), |i| {
         let Some(o) = r.outcomes.get(i) else {
@@ -51,16 +68,29 @@ pub fn write_table(out: &mut impl Write, r: &Report, wide: bool, layout: Layout)
             "FAIL" => Paint::Red,
             _ => Paint::Yellow,
         };
-        Row::new(vec![
-            Cell::painted(status, paint),
-            Cell::from(guard(&o.title())),
-            Cell::from(guard(&o.from())),
-            Cell::from(found_cell(o)),
-        ])
+        let (found, notes) = if fitted && o.failed() {
+            (String::new(), vec![note(o)])
+        } else {
+            (found_cell(o), Vec::new())
+        };
+        Row {
+            cells: vec![
+                Cell::painted(status, paint),
+                Cell::from(guard(&o.title())),
+                Cell::from(guard(&o.from())),
+                Cell::from(found),
+            ],
+            notes,
+        }
     })?;
     let mut text = Vec::new();
-    footer(&mut text, r, layout.color)?;
+    footer(&mut text, r, layout.color, who)?;
     columns::write_wrapped(out, &String::from_utf8_lossy(&text), layout.width)
+}
+
+/// A failure as its note says it, whole: the expectation, then why and what was found.
+fn note(o: &Outcome) -> String {
+    format!("{}: {}", guard(&o.title()), found_cell(o))
 }
 
 /// Why it failed (or was skipped), then what was found: `held by myapp[77] (app) (expected
@@ -87,7 +117,7 @@ fn guard(s: &str) -> String {
         .join("\\")
 }
 
-fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
+fn footer(out: &mut impl Write, r: &Report, color: bool, who: &str) -> io::Result<()> {
     let s = r.summary();
     let inode = r
         .netns_inode
@@ -139,16 +169,178 @@ fn footer(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         writeln!(out, "{label} {}", escape(w.as_bytes()))?;
     }
     if r.passed() {
-        writeln!(out, "check {}", Paint::Green.apply("passed", color))
+        writeln!(out, "{who} {}", Paint::Green.apply("passed", color))
     } else {
         writeln!(
             out,
-            "check {}: {} failed, {} unknown",
+            "{who} {}: {} failed, {} unknown",
             Paint::Red.apply("FAILED", color),
             s.failed,
             s.unknown
         )
     }
+}
+
+/// `check --all-pods`: a section per pod (`=== pod NS/NAME: istio-sidecar (auto: ...)`, its
+/// table, its counts and its verdict line `pod NS/NAME passed`), one line for each pod not
+/// checked (no mesh, hostNetwork), then the node's counts and verdict.
+pub fn write_node_table(
+    out: &mut impl Write,
+    node: &NodeReport,
+    wide: bool,
+    layout: Layout,
+) -> io::Result<()> {
+    let wrap = |t: String| columns::wrap(&t, layout.width, 4);
+    for (i, c) in node.pods.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let label = escape(c.label.as_bytes());
+        let auto = c
+            .auto
+            .as_ref()
+            .map(|w| format!(" (auto: {})", escape(w.as_bytes())))
+            .unwrap_or_default();
+        match &c.verdict {
+            Verdict::Checked(r) => {
+                let head = format!("=== {label}: {}{auto}", guard(&r.sources.join(", ")));
+                writeln!(out, "{}", wrap(head))?;
+                write_table_as(out, r, wide, layout, &label)?;
+            }
+            Verdict::Unchecked => {
+                let text = format!("=== {label}: unchecked{auto}: no expectations");
+                writeln!(out, "{}", wrap(text))?;
+            }
+            Verdict::HostNetwork => {
+                let text = format!(
+                    "=== {label}: skipped: hostNetwork (its namespace is the node's, not the pod's)"
+                );
+                writeln!(out, "{}", wrap(text))?;
+            }
+        }
+    }
+    if !node.pods.is_empty() {
+        writeln!(out)?;
+    }
+    for w in &node.warnings {
+        let text = wrap(format!("warning: {}", escape(w.as_bytes())));
+        let label = Paint::Yellow.apply("warning:", layout.color);
+        writeln!(
+            out,
+            "{label}{}",
+            text.strip_prefix("warning:").unwrap_or(&text)
+        )?;
+    }
+    let n = node_summary(node);
+    let line = format!(
+        "node: {} {}: {} checked ({} passed, {} failed), {} unchecked, {} hostNetwork skipped",
+        n.pods,
+        plural(n.pods, "pod", "pods"),
+        n.checked,
+        n.passed,
+        n.failed,
+        n.unchecked,
+        n.host_network
+    );
+    writeln!(out, "{}", wrap(line))?;
+    if node.passed() {
+        writeln!(out, "check {}", Paint::Green.apply("passed", layout.color))
+    } else {
+        let failing: Vec<String> = node
+            .pods
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| escape(c.label.as_bytes()))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            wrap(format!(
+                "check {}: {}",
+                Paint::Red.apply("FAILED", layout.color),
+                failing.join(", ")
+            ))
+        )
+    }
+}
+
+/// The node's counts of pods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub pods: usize,
+    pub checked: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub unchecked: usize,
+    pub host_network: usize,
+}
+
+pub fn node_summary(node: &NodeReport) -> NodeSummary {
+    let mut n = NodeSummary {
+        pods: node.pods.len(),
+        ..NodeSummary::default()
+    };
+    for c in &node.pods {
+        match &c.verdict {
+            Verdict::Checked(r) => {
+                n.checked += 1;
+                if r.passed() {
+                    n.passed += 1;
+                } else {
+                    n.failed += 1;
+                }
+            }
+            Verdict::Unchecked => n.unchecked += 1,
+            Verdict::HostNetwork => n.host_network += 1,
+        }
+    }
+    n
+}
+
+/// One line of `check --all-pods -o json`: a pod and its verdict. Fields may be added, never
+/// renamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodCheckDocument {
+    pub version: u32,
+    /// `pod NS/NAME`, as the table names it.
+    pub target: String,
+    pub pod: Option<PodRef>,
+    /// `pass`, `fail` (a failed or unknown expectation), `unchecked` (`--profile auto` found
+    /// no mesh process: nothing was expected) or `skipped` (a hostNetwork pod).
+    pub verdict: String,
+    /// The profiles and files it was checked against.
+    pub sources: Vec<String>,
+    /// Under `--profile auto`: what the choice of profile rests on.
+    pub auto: Option<String>,
+    /// The pod's check, as `check -o json` gives it for one pod; none when not checked.
+    pub check: Option<CheckDocument>,
+}
+
+pub fn pod_document(c: &PodCheck) -> PodCheckDocument {
+    let (verdict, check) = match &c.verdict {
+        Verdict::Checked(r) if r.passed() => ("pass", Some(document(r))),
+        Verdict::Checked(r) => ("fail", Some(document(r))),
+        Verdict::Unchecked => ("unchecked", None),
+        Verdict::HostNetwork => ("skipped", None),
+    };
+    PodCheckDocument {
+        version: VERSION,
+        target: c.label.clone(),
+        pod: c.pod.clone(),
+        verdict: verdict.into(),
+        sources: c.sources.clone(),
+        auto: c.auto.clone(),
+        check,
+    }
+}
+
+/// JSON Lines: one `PodCheckDocument` per pod, one line each.
+pub fn write_node_json_lines(out: &mut impl Write, node: &NodeReport) -> io::Result<()> {
+    for c in &node.pods {
+        serde_json::to_writer(&mut *out, &pod_document(c)).map_err(io::Error::from)?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 /// The `-o json` document of a check, version 1. Fields may be added, never renamed.
@@ -318,7 +510,7 @@ fn result_doc(o: &Outcome) -> ResultDoc {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -460,6 +652,155 @@ mod tests {
         assert!(
             text.ends_with("check FAILED: 1 failed, 1 unknown\n"),
             "{text}"
+        );
+    }
+
+    /// Fitted to a width, every FAIL and UNKNOWN reason is whole (a numbered note, wrapped at
+    /// spaces), no line is wider than the width or ends in a space; pass rows may be cut.
+    #[test]
+    fn on_a_terminal_every_failure_reason_is_whole() {
+        let r = sample();
+        for width in [80usize, 120] {
+            let mut out = Vec::new();
+            let layout = Layout {
+                width: Some(width),
+                ..Layout::PLAIN
+            };
+            write_table(&mut out, &r, false, layout).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            for line in text.lines() {
+                assert!(line.chars().count() <= width, "{line:?}\n{text}");
+                assert!(!line.ends_with(' '), "{line:?}\n{text}");
+            }
+            let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = words(&text);
+            for o in r.outcomes.iter().filter(|o| o.failed()) {
+                let reason = words(&note(o));
+                assert!(flat.contains(&reason), "{reason:?} cut at {width}:\n{text}");
+            }
+            assert!(text.contains("NOTE"), "{text}");
+            assert!(
+                text.contains("[1] listen tcp/9080 owner=myapp: held by"),
+                "{text}"
+            );
+            assert!(
+                flat.contains(
+                    "[2] forbid tcp/15000 owner=app (envoy readiness): owner not visible"
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    pub(crate) fn node() -> NodeReport {
+        let pod = |name: &str| PodRef {
+            namespace: Some("shop".into()),
+            name: Some(name.into()),
+            uid: format!("uid-{name}"),
+        };
+        let mut passing = sample();
+        passing.outcomes.truncate(1);
+        passing.waited = None;
+        let check = |name: &str, mut r: Report| PodCheck {
+            label: format!("pod shop/{name}"),
+            pod: Some(pod(name)),
+            sources: {
+                r.sources = vec!["istio-sidecar".into()];
+                r.sources.clone()
+            },
+            auto: Some("pilot-agent and envoy".into()),
+            verdict: Verdict::Checked(r),
+        };
+        NodeReport {
+            pods: vec![
+                check("good", passing),
+                check("bad\x1b[2J", sample()),
+                PodCheck {
+                    label: "pod shop/db".into(),
+                    pod: Some(pod("db")),
+                    sources: vec![],
+                    auto: Some("no mesh process holds a listener".into()),
+                    verdict: Verdict::Unchecked,
+                },
+                PodCheck {
+                    label: "pod kube-system/kube-proxy".into(),
+                    pod: None,
+                    sources: vec![],
+                    auto: None,
+                    verdict: Verdict::HostNetwork,
+                },
+            ],
+            warnings: vec!["pod shop/gone skipped: no such process".into()],
+        }
+    }
+
+    #[test]
+    fn the_node_table_has_a_section_and_a_verdict_per_pod() {
+        let n = node();
+        assert!(!n.passed());
+        for width in [None, Some(80)] {
+            let mut out = Vec::new();
+            let layout = Layout {
+                width,
+                ..Layout::PLAIN
+            };
+            write_node_table(&mut out, &n, false, layout).unwrap();
+            let t = String::from_utf8(out).unwrap();
+            assert!(
+                t.starts_with("=== pod shop/good: istio-sidecar (auto: pilot-agent and envoy)\n"),
+                "{t}"
+            );
+            assert!(t.contains("\npod shop/good passed\n"), "{t}");
+            assert!(
+                t.contains("pod shop/bad\\x1b[2J FAILED: 1 failed, 1 unknown"),
+                "{t}"
+            );
+            assert!(!t.contains('\u{1b}'), "{t}");
+            assert!(
+                t.contains("=== pod shop/db: unchecked (auto: no mesh process"),
+                "{t}"
+            );
+            assert!(
+                t.contains("=== pod kube-system/kube-proxy: skipped: hostNetwork"),
+                "{t}"
+            );
+            assert!(t.contains("warning: pod shop/gone skipped"), "{t}");
+            let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains(
+                    "node: 4 pods: 2 checked (1 passed, 1 failed), 1 unchecked, 1 hostNetwork \
+                     skipped"
+                ),
+                "{t}"
+            );
+            assert!(t.ends_with("check FAILED: pod shop/bad\\x1b[2J\n"), "{t}");
+            if let Some(w) = width {
+                assert!(
+                    t.lines()
+                        .all(|l| l.chars().count() <= w && !l.ends_with(' ')),
+                    "{t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn node_json_lines_are_one_pod_each_and_read_back() {
+        let mut out = Vec::new();
+        write_node_json_lines(&mut out, &node()).unwrap();
+        let docs: Vec<PodCheckDocument> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let verdicts: Vec<&str> = docs.iter().map(|d| d.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["pass", "fail", "unchecked", "skipped"]);
+        assert_eq!(docs[1].check.as_ref().map(|c| c.summary.failed), Some(1));
+        assert_eq!(docs[0].sources, ["istio-sidecar"]);
+        assert!(docs[2].check.is_none() && docs[3].check.is_none());
+        assert_eq!(
+            docs[2].auto.as_deref(),
+            Some("no mesh process holds a listener")
         );
     }
 

@@ -7,6 +7,7 @@
 use std::io::{self, Write};
 
 use crate::check::eval::{Outcome, Report, Status};
+use crate::check::node::{NodeReport, Verdict};
 
 /// Writes the report as one JUnit XML document.
 pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
@@ -60,6 +61,99 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
                         .collect::<String>()
                 )
             )?;
+        }
+        writeln!(out, "  </testsuite>")?;
+    }
+    writeln!(out, "</testsuites>")
+}
+
+/// `check --all-pods`: one `<testsuite>` per pod (named after it, its profiles as a
+/// property), one `<testcase>` per expectation; a pod not checked (no mesh under `--profile
+/// auto`, hostNetwork) is a suite of one skipped case that says why.
+pub fn write_node(out: &mut impl Write, node: &NodeReport) -> io::Result<()> {
+    let (mut tests, mut failures, mut errors, mut skipped) = (0, 0, 0, 0);
+    for c in &node.pods {
+        match &c.verdict {
+            Verdict::Checked(r) => {
+                let s = r.summary();
+                tests += s.total;
+                failures += s.failed;
+                errors += s.unknown;
+                skipped += s.skipped + s.dropped;
+            }
+            _ => {
+                tests += 1;
+                skipped += 1;
+            }
+        }
+    }
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        out,
+        r#"<testsuites name="podports check --all-pods" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}">"#,
+    )?;
+    for c in &node.pods {
+        let r = match &c.verdict {
+            Verdict::Checked(r) => r,
+            other => {
+                let why = match other {
+                    Verdict::HostNetwork => {
+                        "hostNetwork pod: its namespace is the node's, not checked".to_string()
+                    }
+                    _ => format!(
+                        "unchecked: {}",
+                        c.auto.as_deref().unwrap_or("no expectations")
+                    ),
+                };
+                writeln!(
+                    out,
+                    r#"  <testsuite name="{}" tests="1" failures="0" errors="0" skipped="1">"#,
+                    attr(&c.label)
+                )?;
+                writeln!(
+                    out,
+                    r#"    <testcase name="{}" classname="podports.check"><skipped message="{}"/></testcase>"#,
+                    attr(&c.label),
+                    attr(&why)
+                )?;
+                writeln!(out, "  </testsuite>")?;
+                continue;
+            }
+        };
+        let s = r.summary();
+        let time = r
+            .waited
+            .map(|w| format!("{:.3}", w.elapsed.as_secs_f64()))
+            .unwrap_or_else(|| "0".into());
+        writeln!(
+            out,
+            r#"  <testsuite name="{}" tests="{}" failures="{}" errors="{}" skipped="{}" time="{time}">"#,
+            attr(&c.label),
+            s.total,
+            s.failed,
+            s.unknown,
+            s.skipped + s.dropped,
+        )?;
+        writeln!(out, "    <properties>")?;
+        property(out, "target", &r.target)?;
+        property(out, "profiles", &c.sources.join(", "))?;
+        if let Some(why) = &c.auto {
+            property(out, "auto", why)?;
+        }
+        if let Some(inode) = r.netns_inode {
+            property(out, "netns_inode", &inode.to_string())?;
+        }
+        writeln!(out, "    </properties>")?;
+        for o in &r.outcomes {
+            testcase(out, o, &r.target)?;
+        }
+        if !r.warnings.is_empty() {
+            let text_out: String = r
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {w}\n"))
+                .collect();
+            writeln!(out, "    <system-out>{}</system-out>", text(&text_out))?;
         }
         writeln!(out, "  </testsuite>")?;
     }
@@ -249,6 +343,45 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out, r).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// One testsuite per pod, one testcase per expectation (or one skipped case for a pod not
+    /// checked); valid XML whatever the pod is called.
+    #[test]
+    fn the_node_has_a_testsuite_per_pod() {
+        let node = crate::render::check::tests::node();
+        let mut out = Vec::new();
+        write_node(&mut out, &node).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let suites: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        let names: Vec<&str> = suites.iter().filter_map(|s| s.attribute("name")).collect();
+        assert_eq!(
+            names,
+            [
+                "pod shop/good",
+                "pod shop/bad\\u{1b}[2J",
+                "pod shop/db",
+                "pod kube-system/kube-proxy"
+            ]
+        );
+        let cases = |i: usize| {
+            suites[i]
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .count()
+        };
+        assert_eq!((cases(0), cases(1), cases(2), cases(3)), (1, 4, 1, 1));
+        assert_eq!(suites[1].attribute("failures"), Some("1"));
+        assert_eq!(suites[1].attribute("errors"), Some("1"));
+        assert_eq!(suites[0].attribute("failures"), Some("0"));
+        assert!(suites[2].descendants().any(|n| n.has_tag_name("skipped")));
+        let root = doc.root_element();
+        assert_eq!(root.attribute("tests"), Some("7"));
+        assert_eq!(root.attribute("failures"), Some("1"));
     }
 
     #[test]

@@ -168,6 +168,7 @@ mod tests {
             listings: vec![ins, host],
             warnings: vec!["pod x skipped: gone".into()],
             idle: vec![pod("default", "old-0", "3333")],
+            pids: vec![10, 1],
         }
     }
 

@@ -139,6 +139,43 @@ impl Netns {
             })
         })
     }
+
+    /// Run `f` inside each of `nss` in turn, on one dedicated thread that enters them one
+    /// after another (`check --all-pods` reads every pod's addresses: one thread, not one per
+    /// pod), and return a result per namespace, in order. The thread returns to its own
+    /// namespace before it ends; a namespace it may not enter is that one's error.
+    pub fn run_in_each<T: Send>(
+        nss: &[&Netns],
+        f: impl Fn() -> T + Sync,
+    ) -> Result<Vec<Result<T, NsError>>, NsError> {
+        let here = Netns::current()?;
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(|| {
+                let mut out = Vec::with_capacity(nss.len());
+                for ns in nss {
+                    if let Err(e) = setns(ns.file.as_fd(), CloneFlags::CLONE_NEWNET) {
+                        out.push(Err(match e {
+                            Errno::EINVAL => NsError::NotNetns(
+                                ns.path.clone(),
+                                "setns refused it as a network namespace".into(),
+                            ),
+                            e => NsError::Denied(ns.path.clone(), e),
+                        }));
+                        continue;
+                    }
+                    out.push(Ok(f()));
+                }
+                let _ = setns(here.file.as_fd(), CloneFlags::CLONE_NEWNET);
+                out
+            });
+            handle.join().map_err(|_| {
+                NsError::Other(
+                    here.path.clone(),
+                    io::Error::other("the namespace thread failed"),
+                )
+            })
+        })
+    }
 }
 
 fn libc_eacces() -> i32 {

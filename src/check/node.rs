@@ -1,0 +1,305 @@
+//! `check --all-pods`: every pod of the node checked in one sweep (one dump per network
+//! namespace, one fd walk for the node), against the command line's profiles and files or,
+//! with `--profile auto`, the profile each pod's mesh processes call for. I/O only through
+//! the sweep, the families read and the clock; never runs the single-pod path per pod.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::check::auto;
+use crate::check::eval::{Report, Waited};
+use crate::check::expect::{self, Expectations, Format};
+use crate::check::profiles;
+use crate::check::run::{self, Input, Output, Plan};
+use crate::error::Error;
+use crate::listing::{Inspection, Sweep};
+use crate::model::PodRef;
+use crate::render::{check as render, junit};
+use crate::request::{Request, Target};
+use crate::sweep;
+
+/// The name `--profile auto` goes by.
+pub const AUTO: &str = "auto";
+
+/// What happened to one pod.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Checked: the report of its expectations.
+    Checked(Report),
+    /// `--profile auto` found no mesh process: nothing expected, nothing checked.
+    Unchecked,
+    /// A hostNetwork pod: its namespace is the node's, not the pod's; not checked.
+    HostNetwork,
+}
+
+/// One pod of the node and its verdict.
+#[derive(Debug, Clone)]
+pub struct PodCheck {
+    /// `pod default/productpage-v1`, as the listing names it.
+    pub label: String,
+    pub pod: Option<PodRef>,
+    /// The profiles and files it was checked against.
+    pub sources: Vec<String>,
+    /// Under `--profile auto`: what the choice rests on.
+    pub auto: Option<String>,
+    pub verdict: Verdict,
+}
+
+impl PodCheck {
+    /// Checked and every expectation holds, or not checked at all.
+    pub fn passed(&self) -> bool {
+        match &self.verdict {
+            Verdict::Checked(r) => r.passed(),
+            Verdict::Unchecked | Verdict::HostNetwork => true,
+        }
+    }
+}
+
+/// Every pod of the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeReport {
+    pub pods: Vec<PodCheck>,
+    /// Pods the sweep skipped (exited, namespace refused) and why.
+    pub warnings: Vec<String>,
+}
+
+impl NodeReport {
+    /// No checked pod fails (UNKNOWN owners count as failures).
+    pub fn passed(&self) -> bool {
+        self.pods.iter().all(PodCheck::passed)
+    }
+}
+
+/// The expectations of every pod, or `auto`.
+enum Expect {
+    Given(Expectations, Vec<String>),
+    Auto(BTreeMap<&'static str, Expectations>),
+}
+
+/// Runs `check --all-pods`; returns whether every checked pod passed. Errors: usage (exit 2)
+/// or a node that cannot be read (exit 3).
+pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
+    let Target::AllPods { namespace } = &plan.request.target else {
+        return Err(Error::Usage("check --all-pods without --all-pods".into()));
+    };
+    let expect = expectations(&plan.inputs)?;
+    let report = check_node(
+        &plan.request,
+        namespace.as_deref(),
+        &expect,
+        plan.wait,
+        catalog,
+    )?;
+    if let Some(path) = &plan.junit {
+        let mut xml = Vec::new();
+        junit::write_node(&mut xml, &report)
+            .and_then(|()| crate::sys::files::write(path, &xml))
+            .map_err(|e| {
+                Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
+            })?;
+    }
+    let written = match plan.output {
+        Output::Json => render::write_node_json_lines(out, &report),
+        Output::Table(layout) => render::write_node_table(out, &report, false, layout),
+        Output::Wide(layout) => render::write_node_table(out, &report, true, layout),
+    }
+    .and_then(|()| out.flush());
+    if plan.output == Output::Json {
+        for w in &report.warnings {
+            let _ = writeln!(io::stderr(), "podports: warning: {w}");
+        }
+    }
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Usage(format!("writing output: {e}")))
+        }
+        _ => Ok(report.passed()),
+    }
+}
+
+/// `--profile auto` alone, or profiles and files (loaded once, for every pod).
+fn expectations(inputs: &[Input]) -> Result<Expect, Error> {
+    let auto = inputs
+        .iter()
+        .any(|i| matches!(i, Input::Profile(p) if p == AUTO));
+    if !auto {
+        let (exp, sources) = run::load(inputs)?;
+        return Ok(Expect::Given(exp, sources));
+    }
+    if inputs.len() > 1 {
+        return Err(Error::Usage(
+            "--profile auto picks each pod's profile itself: give it alone, without other \
+             --profile or --expect"
+                .into(),
+        ));
+    }
+    let mut all = BTreeMap::new();
+    for p in profiles::ALL {
+        let exp = expect::load(p.text, Format::Yaml, p.name)
+            .map_err(|e| Error::Usage(format!("built-in profile {}: {e}", p.name)))?;
+        all.insert(p.name, exp);
+    }
+    Ok(Expect::Auto(all))
+}
+
+/// What a pod is checked against, or its verdict when it is not checked.
+enum PodPlan<'a> {
+    Check {
+        exp: &'a Expectations,
+        sources: Vec<String>,
+        auto: Option<String>,
+    },
+    Done(Box<PodCheck>),
+}
+
+/// Whether and against what one pod is checked.
+fn plan_pod<'a>(ins: &Inspection, expect: &'a Expect) -> PodPlan<'a> {
+    let done = |verdict, auto| {
+        PodPlan::Done(Box::new(PodCheck {
+            label: ins.netns.target.clone(),
+            pod: ins.pod.clone(),
+            sources: Vec::new(),
+            auto,
+            verdict,
+        }))
+    };
+    if ins.host_network {
+        return done(Verdict::HostNetwork, None);
+    }
+    match expect {
+        Expect::Given(exp, sources) => PodPlan::Check {
+            exp,
+            sources: sources.clone(),
+            auto: None,
+        },
+        Expect::Auto(all) => {
+            let choice = auto::choose(ins);
+            match choice.profile.and_then(|p| all.get(p).map(|e| (p, e))) {
+                Some((name, exp)) => PodPlan::Check {
+                    exp,
+                    sources: vec![name.to_string()],
+                    auto: Some(choice.why),
+                },
+                None => done(Verdict::Unchecked, Some(choice.why)),
+            }
+        }
+    }
+}
+
+/// Every listing's verdict, the address families of the checked pods read in one pass (one
+/// thread entering each pod's namespace in turn).
+fn verdicts(sweep: &Sweep, req: &Request, expect: &Expect) -> Vec<PodCheck> {
+    let plans: Vec<PodPlan> = sweep
+        .listings
+        .iter()
+        .map(|ins| plan_pod(ins, expect))
+        .collect();
+    let inside: Vec<Request> = plans
+        .iter()
+        .zip(&sweep.pids)
+        .filter(|(p, _)| matches!(p, PodPlan::Check { .. }))
+        .map(|(_, pid)| Request {
+            target: Target::Pid(*pid),
+            ..req.clone()
+        })
+        .collect();
+    let mut families = run::families_of(&inside).into_iter();
+    plans
+        .into_iter()
+        .zip(&sweep.listings)
+        .map(|(plan, ins)| match plan {
+            PodPlan::Done(c) => *c,
+            PodPlan::Check { exp, sources, auto } => {
+                let (fam, warning) = families.next().unwrap_or_default();
+                let mut report = Report::new(exp, sources.clone(), ins, fam);
+                report.warnings.extend(warning);
+                PodCheck {
+                    label: ins.netns.target.clone(),
+                    pod: ins.pod.clone(),
+                    sources,
+                    auto,
+                    verdict: Verdict::Checked(report),
+                }
+            }
+        })
+        .collect()
+}
+
+/// The sweep, evaluated per pod; under `--wait`, swept again while some pod fails, each pod
+/// final as soon as it passes (or at the limit, with its last report).
+fn check_node(
+    req: &Request,
+    namespace: Option<&str>,
+    expect: &Expect,
+    wait: Option<Duration>,
+    catalog: &Catalog,
+) -> Result<NodeReport, Error> {
+    let start = Instant::now();
+    let mut attempts: u32 = 0;
+    // By pod (or label, for a namespace without one), in the sweep's order of first sight.
+    let mut order: Vec<String> = Vec::new();
+    let mut done: BTreeMap<String, PodCheck> = BTreeMap::new();
+    loop {
+        attempts = attempts.saturating_add(1);
+        let swept = sweep::sweep(req, namespace, catalog);
+        let elapsed = start.elapsed();
+        let over = wait.is_none_or(|limit| elapsed >= limit);
+        let swept = match swept {
+            Ok(s) => s,
+            // No pod yet (the node not readable): retried while --wait's time remains.
+            Err(Error::Unreachable(_)) if !over && done.is_empty() => {
+                std::thread::sleep(run::POLL_INTERVAL);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut pending = false;
+        let all = verdicts(&swept, req, expect);
+        for (ins, checked) in swept.listings.iter().zip(all) {
+            let keys: Vec<(String, Option<PodRef>)> = if ins.host_network {
+                ins.pods
+                    .iter()
+                    .map(|p| (format!("pod {p}"), Some(p.clone())))
+                    .collect()
+            } else {
+                vec![(ins.netns.target.clone(), ins.pod.clone())]
+            };
+            for (key, pod) in keys {
+                if done.get(&key).is_some_and(|c| c.passed()) {
+                    continue;
+                }
+                let mut c = checked.clone();
+                if ins.host_network {
+                    c.label = key.clone();
+                    c.pod = pod;
+                }
+                if let (Some(limit), Verdict::Checked(r)) = (wait, &mut c.verdict) {
+                    r.waited = Some(Waited {
+                        limit,
+                        elapsed,
+                        attempts,
+                    });
+                }
+                pending |= !c.passed();
+                if !order.contains(&key) {
+                    order.push(key.clone());
+                }
+                done.insert(key, c);
+            }
+        }
+        if !pending || over {
+            let pods = order
+                .iter()
+                .filter_map(|k| done.remove(k))
+                .collect::<Vec<_>>();
+            return Ok(NodeReport {
+                pods,
+                warnings: swept.warnings,
+            });
+        }
+        let limit = wait.unwrap_or_default();
+        std::thread::sleep(run::POLL_INTERVAL.min(limit.saturating_sub(elapsed)));
+    }
+}
