@@ -10,7 +10,6 @@ use crate::catalog::Catalog;
 use crate::check::eval::{Families, Report, Waited};
 use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
-use crate::duration;
 use crate::error::Error;
 use crate::escape::escape;
 use crate::inspect;
@@ -296,9 +295,6 @@ struct Progress {
     shown: bool,
 }
 
-/// Keeps the line on one row of a narrow terminal.
-const LINE_MAX: usize = 110;
-
 impl Progress {
     fn new(active: bool) -> Progress {
         Progress {
@@ -330,27 +326,19 @@ impl Progress {
                     .filter(|o| o.failed())
                     .map(|o| o.title())
                     .collect();
-                format!(
-                    "waiting {}/{}: {} failing: {}",
-                    duration::display(elapsed),
-                    duration::display(limit),
-                    failing.len(),
-                    failing.join("; ")
-                )
+                report::wait_line(report::Waiting::Failing(&failing), elapsed, limit)
             }
             Poll::Unreachable {
                 error,
                 elapsed,
                 limit,
-            } => format!(
-                "waiting {}/{}: {error}",
-                duration::display(elapsed),
-                duration::display(limit)
+            } => report::wait_line(
+                report::Waiting::Unreachable(&error.to_string()),
+                elapsed,
+                limit,
             ),
         };
-        let line = escape(line.as_bytes());
-        let short: String = line.chars().take(LINE_MAX).collect();
-        let _ = write!(io::stderr(), "\r\x1b[K{short}");
+        let _ = write!(io::stderr(), "\r\x1b[K{line}");
         let _ = io::stderr().flush();
         self.shown = true;
     }

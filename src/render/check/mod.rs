@@ -189,3 +189,38 @@ fn footer(out: &mut impl Write, r: &Report, color: bool, who: &str) -> io::Resul
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// Keeps `--wait`'s progress line on one row of a narrow terminal.
+const LINE_MAX: usize = 110;
+
+/// What `--wait` is waiting on.
+pub enum Waiting<'a> {
+    /// The titles of the expectations still failing.
+    Failing(&'a [String]),
+    /// Why the target cannot be looked at yet.
+    Unreachable(&'a str),
+}
+
+/// `--wait`'s progress line: what still fails (or why the target cannot be read), the time
+/// spent and allowed; escaped, at most `LINE_MAX` characters.
+pub fn wait_line(
+    w: Waiting<'_>,
+    elapsed: std::time::Duration,
+    limit: std::time::Duration,
+) -> String {
+    let line = match w {
+        Waiting::Failing(failing) => format!(
+            "waiting {}/{}: {} failing: {}",
+            duration::display(elapsed),
+            duration::display(limit),
+            failing.len(),
+            failing.join("; ")
+        ),
+        Waiting::Unreachable(error) => format!(
+            "waiting {}/{}: {error}",
+            duration::display(elapsed),
+            duration::display(limit)
+        ),
+    };
+    escape(line.as_bytes()).chars().take(LINE_MAX).collect()
+}

@@ -385,3 +385,31 @@ fn json_reads_back() {
     assert_eq!(v["results"][3]["check"], "forbid");
     assert_eq!(v["results"][3]["status"], "unknown");
 }
+
+#[test]
+fn the_wait_line_says_what_still_fails_escaped_and_short() {
+    let failing = vec![
+        "listen tcp/15021".to_string(),
+        "listen tcp/15000".to_string(),
+    ];
+    let line = wait_line(
+        Waiting::Failing(&failing),
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    );
+    assert!(line.starts_with("waiting 3s/"), "{line}");
+    assert!(
+        line.ends_with("2 failing: listen tcp/15021; listen tcp/15000"),
+        "{line}"
+    );
+    let hostile = "pod\x1b[31m gone ".repeat(20);
+    let line = wait_line(
+        Waiting::Unreachable(&hostile),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    );
+    assert!(
+        !line.contains('\x1b') && line.chars().count() <= 110,
+        "{line:?}"
+    );
+}
