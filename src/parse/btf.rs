@@ -192,6 +192,11 @@ impl<'a> Btf<'a> {
         self.named(name, kind::FUNC)
     }
 
+    /// The id of the typedef `name` (`BTF_KIND_TYPEDEF`): a tracepoint's `btf_trace_<name>`.
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        self.named(name, kind::TYPEDEF)
+    }
+
     /// The first type of kind `want` named `name`.
     fn named(&self, name: &str, want: u32) -> Option<u32> {
         (1..=self.offsets.len()).find_map(|id| {
