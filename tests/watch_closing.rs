@@ -375,15 +375,24 @@ fn without_cap_net_admin_inside_the_namespace_events_still_come_and_the_buffer_i
         5
     });
     let events = lines_until(&rx, Instant::now() + Duration::from_millis(1500));
-    let clients = closed(&events)
+    let clients: Vec<ClosedEvent> = closed(&events)
         .into_iter()
         .filter(|c| port(&c.socket.remote) == 15006)
-        .count();
-    assert_eq!(clients, made, "{events:#?}");
+        .collect();
+    assert_eq!(clients.len(), made, "{events:#?}");
+    // No connection tracing without CAP_BPF: no client end is "created".
+    assert!(
+        clients.iter().all(|c| c.owner_from != "created"),
+        "{clients:#?}"
+    );
     drop(watch);
     let mut text = String::new();
     stderr.read_to_string(&mut text).unwrap();
     assert!(!text.contains("polling only"), "{text}");
+    // Said once why connections no look saw have no owner, and what would give them one.
+    let why = "owners of connections no look saw are unknown";
+    assert_eq!(text.matches(why).count(), 1, "{text}");
+    assert!(text.contains("CAP_BPF and CAP_PERFMON"), "{text}");
     let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .unwrap()
         .trim()

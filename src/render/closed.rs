@@ -383,6 +383,56 @@ mod tests {
         );
     }
 
+    /// A connection the tracing saw connect reads as one a look saw, its lifetime from the
+    /// connect; when the tracing is off, the section says why an unseen one has no owner.
+    #[test]
+    fn created_connections_have_owner_and_lifetime_and_tracing_off_is_said() {
+        let mut c = xds(41000, None, 20);
+        c.owner = OwnerFrom::Created;
+        c.created = Some(at(0));
+        let mut unseen = xds(41001, None, 30);
+        unseen.owner = OwnerFrom::Unseen;
+        unseen.socket.holders.clear();
+        let closed = vec![c, unseen];
+        let groups = group(&closed, &[]);
+        assert!(
+            line(&groups[0]).ends_with("envoy\\x1b[5102] istio-proxy, lived 20 ms"),
+            "{}",
+            line(&groups[0])
+        );
+        let source = Source::Events {
+            buffer_note: None,
+            tracing_off: Some("cannot trace connections: EPERM".into()),
+        };
+        let mut out = Vec::new();
+        let section = Section {
+            source: &source,
+            closed: &closed,
+            groups: &groups,
+            lost: 0,
+            lost_total: 0,
+        };
+        write_section(&mut out, &section).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "  (owners of connections no look saw are unknown: cannot trace connections: \
+                 EPERM)"
+            ),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        write_events(&mut out, &section, at(100)).unwrap();
+        let first: ClosedEvent =
+            serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first.owner_from, "created");
+        assert_eq!(first.socket.state, "CLOSE");
+        assert_eq!(
+            (first.created_ms, first.lived_ms),
+            (Some(1_000_000), Some(20))
+        );
+    }
+
     #[test]
     fn the_section_counts_losses_and_says_when_events_are_off() {
         let closed = vec![xds(41000, Some(0), 20)];

@@ -516,6 +516,64 @@ mod tests {
         Catalog::builtin().unwrap()
     }
 
+    /// A connection no look saw, which the connection tracing saw connect: its process (by
+    /// pid and comm, fd unknown), its container by cgroup, its lifetime from the connect. An
+    /// accepted one is its listener's and never asked about; one the tracing missed is unseen.
+    #[test]
+    fn a_connection_no_look_saw_is_owned_by_the_process_the_tracing_saw_connect_it() {
+        let mut t = Tracker::new();
+        t.saw(&[], at(0));
+        let container = ContainerRef {
+            pod: PodRef {
+                namespace: Some("default".into()),
+                name: Some("web-0".into()),
+                uid: "u1".into(),
+            },
+            id: Some("abc".into()),
+            name: Some("app".into()),
+        };
+        let mut asked = Vec::new();
+        let closed = t.closed(
+            vec![
+                (
+                    at(1020),
+                    event(ep("10.0.0.5", 41000), ep("10.96.0.10", 15012), 7),
+                ),
+                (
+                    at(1030),
+                    event(ep("10.0.0.5", 41001), ep("10.96.0.10", 15012), 8),
+                ),
+            ],
+            &Filters::default(),
+            &catalog(),
+            &mut |cookie| {
+                asked.push(cookie);
+                (cookie == 7).then(|| Created {
+                    at: at(1000),
+                    pid: 42,
+                    comm: b"curl".to_vec(),
+                    cgroup_id: 9001,
+                    container: Some(container.clone()),
+                })
+            },
+        );
+        assert_eq!(asked, vec![7, 8]);
+        let c = &closed[0];
+        assert_eq!(c.owner, OwnerFrom::Created);
+        assert_eq!(c.lived(), Some(Duration::from_millis(20)));
+        let h = &c.socket.holders[0];
+        assert_eq!(
+            (h.process.pid, h.process.comm.as_bytes(), h.fd),
+            (42, &b"curl"[..], -1)
+        );
+        assert_eq!(h.container.as_deref(), Some(&container));
+        assert_eq!(c.socket.cgroup_id, Some(9001));
+        // The role still comes from the catalog.
+        assert!(c.socket.peer_role.is_some());
+        assert_eq!(closed[1].owner, OwnerFrom::Unseen);
+        assert_eq!(closed[1].lived(), None);
+    }
+
     #[test]
     fn a_socket_a_look_saw_closes_with_its_owner_state_container_and_lifetime() {
         let mut t = Tracker::new();
