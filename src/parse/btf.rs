@@ -409,6 +409,22 @@ mod tests {
         b.bytes()
     }
 
+    /// A tracepoint's `btf_trace_<name>` is a typedef (of a pointer to its probe's type):
+    /// found by kind, a function of the same name is not taken for it.
+    #[test]
+    fn typedef_ids_are_found_by_kind() {
+        let mut b = Builder::new();
+        let proto = b.ty("", kind::FUNC_PROTO, false, 0, 0, &[]);
+        let ptr = b.ty("", kind::PTR, false, 0, proto, &[]);
+        let func = b.ty("btf_trace_x", kind::FUNC, false, 0, proto, &[]);
+        let td = b.ty("btf_trace_x", kind::TYPEDEF, false, 0, ptr, &[]);
+        let bytes = b.bytes();
+        let btf = Btf::parse(&bytes).unwrap();
+        assert_eq!(btf.typedef_id("btf_trace_x"), Some(td));
+        assert_eq!(btf.func_id("btf_trace_x"), Some(func));
+        assert_eq!(btf.typedef_id("btf_trace_y"), None);
+    }
+
     #[test]
     fn members_through_typedefs_and_anonymous_unions() {
         let bytes = sample();
