@@ -147,7 +147,7 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
 
     // The client: every 50 ms a connection to envoy, held 20 ms, and one to a closed port.
     let (made, refused, comm) = in_netns(&ns, || {
-        let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
         let (mut made, mut refused) = (Vec::new(), 0usize);
         let end = Instant::now() + Duration::from_secs(2);
         while Instant::now() < end {
@@ -193,7 +193,8 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
                 assert_eq!(c.socket.state, "ESTABLISHED");
                 assert!(c.first_seen_ms.is_some() && c.lived_ms.is_some());
             }
-            // No look saw it; the connection tracing saw this thread connect it.
+            // No look saw it; the connection tracing saw this process connect it (the
+            // process's comm, not the client thread's).
             "created" => {
                 let p = &c.socket.processes[0];
                 assert_eq!((p.pid, p.comm.as_str()), (me, comm.as_str()), "{c:#?}");
@@ -533,7 +534,7 @@ fn a_connection_no_look_saw_has_the_process_that_connected_it_and_its_lifetime()
     let (_watch, rx, _stderr) = start(&[], &["--watch", "2", "-o", "json", "--netns", ns.name()]);
     first_look(&rx);
     let (made, comm) = in_netns(&ns, || {
-        let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
         let mut made = Vec::new();
         let end = Instant::now() + Duration::from_secs(2);
         while Instant::now() < end {

@@ -250,6 +250,15 @@ impl<'a> Btf<'a> {
             kind::INT | kind::ENUM | kind::ENUM64 | kind::STRUCT | kind::UNION => {
                 (last.size_or_type, false)
             }
+            // An array of integers (`char comm[16]`): its whole size.
+            kind::ARRAY => {
+                let elem = self.resolve(u32_at(self.types, last.data)?)?;
+                let count = u32_at(self.types, last.data.checked_add(8)?)?;
+                if elem.kind != kind::INT {
+                    return None;
+                }
+                (elem.size_or_type.checked_mul(count)?, false)
+            }
             _ => return None,
         };
         Some(Member {
@@ -423,6 +432,33 @@ mod tests {
         assert_eq!(btf.typedef_id("btf_trace_x"), Some(td));
         assert_eq!(btf.func_id("btf_trace_x"), Some(func));
         assert_eq!(btf.typedef_id("btf_trace_y"), None);
+    }
+
+    /// `char comm[16]`: an array of integers has its whole size; an array of structs none.
+    #[test]
+    fn an_array_member_has_its_whole_size() {
+        let mut b = Builder::new();
+        let ch = b.int("char", 1);
+        let u32_ = b.int("unsigned int", 4);
+        let arr = b.ty("", kind::ARRAY, false, 0, 0, &[ch, u32_, 16]);
+        let inner = b.strukt("inner", 4, &[("x", u32_, 0)]);
+        let arr2 = b.ty("", kind::ARRAY, false, 0, 0, &[inner, u32_, 2]);
+        b.strukt(
+            "task",
+            40,
+            &[("pid", u32_, 0), ("comm", arr, 64), ("xs", arr2, 192)],
+        );
+        let bytes = b.bytes();
+        let btf = Btf::parse(&bytes).unwrap();
+        assert_eq!(
+            btf.member("task", &["comm"]),
+            Some(Member {
+                offset: 8,
+                size: 16,
+                pointer: false
+            })
+        );
+        assert_eq!(btf.member("task", &["xs"]), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `--watch`'s creation-side source (issue 16): a BPF tracing program on the kernel's
 //! `inet_sock_set_state` tracepoint (tp_btf) that records, for each TCP socket leaving CLOSE
 //! by a `connect` (CLOSE -> SYN_SENT, in the connecting process), who made it (tgid, cgroup
-//! id, comm) and when. Accepted connections are not recorded: on Linux 6.18 the program never
+//! id, and the comm of the process, its thread group leader's: Envoy connects from threads
+//! named `wrk:worker_0`) and when. Accepted connections are not recorded: on Linux 6.18 the program never
 //! ran for an accepted child's SYN_RECV -> ESTABLISHED (tested: its cookie was not made), and
 //! their owner is their listener's anyway. Records go to an LRU hash map keyed by socket cookie, the
 //! key a destroy event carries. Pure: the program is assembled here and records are decoded
@@ -11,6 +12,8 @@
 /// The typedef the kernel's BTF gives the tracepoint's probe (`btf_trace_<tracepoint>`): the
 /// program's attach BTF id.
 pub const ATTACH_TYPEDEF: &str = "btf_trace_inet_sock_set_state";
+
+use crate::parse::btf::{Btf, Member};
 
 /// Key: the socket cookie (u64). Value: `RECORD` bytes.
 pub const KEY: usize = 8;
@@ -22,9 +25,50 @@ pub const RECORD: usize = 40;
 const HELPER_MAP_UPDATE_ELEM: i32 = 2;
 const HELPER_KTIME_GET_NS: i32 = 5;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
-const HELPER_GET_CURRENT_COMM: i32 = 16;
 const HELPER_GET_SOCKET_COOKIE: i32 = 46;
 const HELPER_GET_CURRENT_CGROUP_ID: i32 = 80;
+/// The current task as a BTF pointer (Linux 5.11+), whose fields the program reads directly.
+const HELPER_GET_CURRENT_TASK_BTF: i32 = 158;
+
+/// Where the fields the program reads lie in this kernel's `struct task_struct`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `task_struct.group_leader` (a pointer).
+    group_leader: u32,
+    /// `task_struct.comm` (16 bytes).
+    comm: u32,
+}
+
+impl Layout {
+    /// Reads the offsets out of `btf`; the error names the missing or unexpected field.
+    pub fn from_btf(btf: &Btf) -> Result<Layout, String> {
+        let field =
+            |member: &str, size: u32, pointer: bool| match btf.member("task_struct", &[member]) {
+                Some(Member {
+                    offset,
+                    size: s,
+                    pointer: p,
+                }) if s == size && p == pointer && offset <= (i16::MAX - 8) as u32 => Ok(offset),
+                Some(m) => Err(format!(
+                    "struct task_struct.{member} is not as expected ({} bytes{})",
+                    m.size,
+                    if m.pointer { ", a pointer" } else { "" }
+                )),
+                None => Err(format!(
+                    "the kernel's BTF has no struct task_struct.{member}"
+                )),
+            };
+        Ok(Layout {
+            group_leader: field("group_leader", 8, true)?,
+            comm: field("comm", 16, false)?,
+        })
+    }
+}
+
+fn off(v: u32) -> i16 {
+    // `Layout::from_btf` only accepts offsets up to i16::MAX - 8.
+    i16::try_from(v).unwrap_or(0)
+}
 
 /// TCP states (include/net/tcp_states.h).
 const TCP_SYN_SENT: i32 = 2;
@@ -166,10 +210,10 @@ impl Asm {
 /// if old != CLOSE || new != SYN_SENT: return
 /// value = {0}
 /// value.tgid = pid_tgid >> 32; value.kind = CONNECT; value.cgroup = current cgroup id
-/// bpf_get_current_comm(value.comm, 16); value.ktime = ktime_ns
+/// value.comm = current task->group_leader->comm; value.ktime = ktime_ns
 /// key = socket cookie of sk; map[key] = value
 /// ```
-pub fn program(map_fd: i32) -> Vec<u8> {
+pub fn program(map_fd: i32, l: &Layout) -> Vec<u8> {
     let mut p = Asm::default();
     p.push(op(MOV64_X, R6, R1, 0, 0)); // r6 = ctx
     p.push(op(LDX_DW, R7, R6, CTX_SK, 0)); // r7 = sk
@@ -190,10 +234,12 @@ pub fn program(map_fd: i32) -> Vec<u8> {
     p.push(op(ST_W, R10, 0, VALUE + 4, KIND_CONNECT as i32)); // value.kind
     p.call(HELPER_GET_CURRENT_CGROUP_ID);
     p.push(op(STX_DW, R10, R0, VALUE + 8, 0)); // value.cgroup
-    p.push(op(MOV64_X, R1, R10, 0, 0));
-    p.push(op(ADD64_K, R1, 0, 0, i32::from(VALUE + 24)));
-    p.push(op(MOV64_K, R2, 0, 0, 16));
-    p.call(HELPER_GET_CURRENT_COMM); // value.comm
+    p.call(HELPER_GET_CURRENT_TASK_BTF);
+    p.push(op(LDX_DW, R1, R0, off(l.group_leader), 0)); // r1 = task->group_leader
+    p.push(op(LDX_DW, R2, R1, off(l.comm), 0)); // value.comm = leader->comm
+    p.push(op(STX_DW, R10, R2, VALUE + 24, 0));
+    p.push(op(LDX_DW, R2, R1, off(l.comm) + 8, 0));
+    p.push(op(STX_DW, R10, R2, VALUE + 32, 0));
     p.call(HELPER_KTIME_GET_NS);
     p.push(op(STX_DW, R10, R0, VALUE + 16, 0)); // value.ktime
     p.push(op(MOV64_X, R1, R7, 0, 0));
@@ -220,7 +266,7 @@ pub struct Record {
     pub tgid: i32,
     /// Its cgroup (v2) id: the inode of its cgroup directory.
     pub cgroup_id: u64,
-    /// Its comm (its thread's), up to the first NUL.
+    /// Its comm (its thread group leader's, the process's), up to the first NUL.
     pub comm: Vec<u8>,
     /// `CLOCK_MONOTONIC` nanoseconds when it left CLOSE.
     pub ktime_ns: u64,
@@ -254,13 +300,33 @@ pub fn decode(v: &[u8]) -> Option<Record> {
 mod tests {
     use super::*;
 
+    fn layout() -> Layout {
+        Layout {
+            group_leader: 2600,
+            comm: 3000,
+        }
+    }
+
+    #[test]
+    fn the_comm_is_read_from_the_group_leader_at_the_layouts_offsets() {
+        let all = insns(&program(3, &layout()));
+        let loads: Vec<(u8, u8, i16)> = all
+            .iter()
+            .filter(|i| i[0] == LDX_DW)
+            .map(|i| (i[1] & 0xf, i[1] >> 4, i16::from_le_bytes([i[2], i[3]])))
+            .collect();
+        assert!(loads.contains(&(R1, R0, 2600)), "{loads:?}");
+        assert!(loads.contains(&(R2, R1, 3000)), "{loads:?}");
+        assert!(loads.contains(&(R2, R1, 3008)), "{loads:?}");
+    }
+
     fn insns(p: &[u8]) -> Vec<[u8; 8]> {
         p.chunks(8).map(|c| c.try_into().unwrap()).collect()
     }
 
     #[test]
     fn every_jump_lands_inside_and_the_program_ends_in_exit() {
-        let p = program(7);
+        let p = program(7, &layout());
         assert_eq!(p.len() % 8, 0);
         let all = insns(&p);
         let n = all.len();
@@ -287,7 +353,7 @@ mod tests {
 
     #[test]
     fn only_the_helpers_tracing_programs_may_call() {
-        let calls: Vec<i32> = insns(&program(3))
+        let calls: Vec<i32> = insns(&program(3, &layout()))
             .iter()
             .filter(|i| i[0] == CALL)
             .map(|i| i32::from_le_bytes(i[4..8].try_into().unwrap()))
@@ -297,7 +363,7 @@ mod tests {
             vec![
                 HELPER_GET_CURRENT_PID_TGID,
                 HELPER_GET_CURRENT_CGROUP_ID,
-                HELPER_GET_CURRENT_COMM,
+                HELPER_GET_CURRENT_TASK_BTF,
                 HELPER_KTIME_GET_NS,
                 HELPER_GET_SOCKET_COOKIE,
                 HELPER_MAP_UPDATE_ELEM,

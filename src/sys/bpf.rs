@@ -293,6 +293,7 @@ impl SockCreations {
                 sock_create::ATTACH_TYPEDEF
             ))
         })?;
+        let layout = sock_create::Layout::from_btf(&btf).map_err(io::Error::other)?;
         drop(btf);
         drop(raw);
         let map = bpf(
@@ -307,7 +308,7 @@ impl SockCreations {
             },
         )?;
         use std::os::fd::AsRawFd;
-        let insns = sock_create::program(map.as_raw_fd());
+        let insns = sock_create::program(map.as_raw_fd(), &layout);
         let prog = load_as(
             &insns,
             attach,
@@ -589,7 +590,7 @@ mod tests {
         c
     }
 
-    /// A connection we make is recorded with our pid, our thread's comm and our cgroup; the
+    /// A connection we make is recorded with our pid, our process's comm and our cgroup; the
     /// one we accept is not, nor a socket made before.
     #[test]
     fn records_who_connected_and_when_accepted() {
@@ -614,7 +615,8 @@ mod tests {
             .expect("the client is recorded");
         let who = rec;
         assert_eq!(who.tgid, std::process::id() as i32);
-        let comm = fs::read("/proc/thread-self/comm").unwrap();
+        // The process's comm, not this test thread's.
+        let comm = fs::read("/proc/self/comm").unwrap();
         assert_eq!(who.comm, comm.strip_suffix(b"\n").unwrap_or(&comm));
         use std::os::unix::fs::MetadataExt;
         let cg = fs::read_to_string("/proc/self/cgroup").unwrap();
