@@ -2,9 +2,10 @@
 //! `inet_sock_set_state` tracepoint (tp_btf) that records, for each TCP socket leaving CLOSE
 //! by a `connect` (CLOSE -> SYN_SENT, in the connecting process), who made it (tgid, cgroup
 //! id, and the comm of the process, its thread group leader's: Envoy connects from threads
-//! named `wrk:worker_0`) and when. Accepted connections are not recorded: on Linux 6.18 the program never
-//! ran for an accepted child's SYN_RECV -> ESTABLISHED (tested: its cookie was not made), and
-//! their owner is their listener's anyway. Records go to an LRU hash map keyed by socket cookie, the
+//! named `wrk:worker_0`) and when. Accepted connections are not recorded: on Linux 6.18 the program does
+//! see an accepted child's SYN_RECV -> ESTABLISHED, but under a cookie other than the one the
+//! accepted socket has afterwards (SO_COOKIE, and so its destroy event): tried, 912837 recorded
+//! vs. 912838 read, so a record would never be found. Their owner is their listener's anyway. Records go to an LRU hash map keyed by socket cookie, the
 //! key a destroy event carries. Pure: the program is assembled here and records are decoded
 //! here; loading, attaching and looking up is `sys::bpf`'s job. The program only writes its
 //! own map; it must never call a helper that changes anything else.
