@@ -24,6 +24,8 @@ use crate::parse::sock_create;
 use std::time::{Duration, SystemTime};
 
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// PROC_PID_INIT_INO: the inode of the initial pid namespace (include/linux/proc_ns.h).
+const INIT_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 
 // bpf(2) commands, program type, attach type (uapi bpf.h).
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -284,6 +286,17 @@ impl SockCreations {
     /// creation side cannot be watched (no CAP_BPF and CAP_PERFMON, a kernel older than
     /// 5.12 or without BTF), for the caller to go on without it.
     pub fn load() -> io::Result<SockCreations> {
+        // The program records tgids of the initial pid namespace: shown in another, they
+        // would name other processes, or none.
+        use std::os::unix::fs::MetadataExt;
+        let pid_ns = fs::metadata("/proc/self/ns/pid")
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read our pid namespace: {e}")))?;
+        if pid_ns.ino() != INIT_PID_NS_INODE {
+            return Err(io::Error::other(
+                "not in the node's pid namespace (run with hostPID): the pids the kernel \
+                 records would not be this namespace's",
+            ));
+        }
         let raw = Blob::open(VMLINUX_BTF)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot read {VMLINUX_BTF}: {e}")))?;
         let btf = Btf::parse(&raw).map_err(|e| io::Error::other(format!("{VMLINUX_BTF}: {e}")))?;
