@@ -60,10 +60,12 @@ pub fn kubelet_names(data: &[u8]) {
     }
 }
 
-/// The kernel's BTF (the fd walk reads offsets out of it), and the fd walk's output records.
+/// The kernel's BTF (the fd walk reads offsets out of it, the connection tracing its attach
+/// id), the fd walk's output records, and the connection tracing's map values.
 pub fn btf_blob(data: &[u8]) {
     if let Ok(btf) = crate::parse::btf::Btf::parse(data) {
         let _ = btf.func_id(crate::parse::fd_iter::ATTACH_FUNC);
+        let _ = btf.typedef_id(crate::parse::sock_create::ATTACH_TYPEDEF);
         let _ = btf.member("file", &["f_inode"]);
         let _ = btf.member("task_struct", &["tgid"]);
         let _ = btf.member("a", &["b", "c"]);
@@ -72,6 +74,10 @@ pub fn btf_blob(data: &[u8]) {
         }
     }
     let _ = crate::parse::fd_iter::decode(data);
+    let _ = crate::parse::sock_create::decode(data);
+    if let Some(v) = data.get(..crate::parse::sock_create::RECORD) {
+        let _ = crate::parse::sock_create::decode(v);
+    }
 }
 
 /// A container runtime's `config.json` (containerd's or CRI-O's annotations).

@@ -212,8 +212,28 @@ fn run_watch(
     for w in &opened.warnings {
         let _ = writeln!(io::stderr(), "podports: warning: {w}");
     }
+    // Who connected what no look saw: only worth loading when there are events to match.
+    let mut tracing = opened
+        .feed
+        .as_ref()
+        .map_err(|why| why.clone())
+        .and_then(|_| watch::events::Tracing::load(request));
+    if let (Ok(_), Err(why)) = (&opened.feed, &tracing) {
+        let _ = writeln!(
+            io::stderr(),
+            "podports: warning: owners of connections no look saw are unknown: {why}"
+        );
+    }
+    let tracing_off = tracing.as_ref().err().cloned();
     let closing = match opened.feed.as_mut() {
-        Ok(f) => Closing::events(|| f.drain(), &request.filters, catalog, opened.buffer_note),
+        Ok(f) => Closing::events(
+            || f.drain(),
+            |cookie| tracing.as_mut().ok().and_then(|t| t.created(cookie)),
+            &request.filters,
+            catalog,
+            opened.buffer_note,
+            tracing_off,
+        ),
         Err(why) => Closing::off(why.clone(), catalog),
     };
     let (closing, err) = (Some(closing), &mut io::stderr());

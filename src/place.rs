@@ -92,6 +92,34 @@ pub fn place(
     Placed { pod, host_network }
 }
 
+/// The pod containers of cgroup (v2) ids (the connection tracing's, for `--watch`): names
+/// that stay true after the process in them is gone. Ids of no pod's cgroup are absent.
+pub fn cgroup_containers(host: &HostRoot, ids: &HashSet<u64>) -> HashMap<u64, ContainerRef> {
+    let wanted: HashSet<u64> = ids.iter().copied().filter(|id| *id > 1).collect();
+    if wanted.is_empty() {
+        return HashMap::new();
+    }
+    let Some(root) = sysnode::cgroup2_root(host) else {
+        return HashMap::new();
+    };
+    let paths = sysnode::cgroup_paths(&root, &wanted);
+    if paths.is_empty() {
+        return HashMap::new();
+    }
+    let node = Node::new(
+        sysnode::pod_dirs(host).unwrap_or_default(),
+        sysnode::container_links(host),
+        Vec::new(),
+    );
+    paths
+        .into_iter()
+        .filter_map(|(id, path)| {
+            let placement = cgroup::parse_path(&path)?;
+            Some((id, node.container_ref(&placement)?))
+        })
+        .collect()
+}
+
 /// Sockets without a visible owner, named by the cgroup that created them: on cgroup v2 the
 /// socket's INET_DIAG_CGROUP_ID is the inode of that cgroup's directory. (On v1 the id is
 /// that of the v2 tree all the same, which a v1-only host leaves at its root: nothing to say.)

@@ -618,9 +618,12 @@ fn closed_section(after: &Inspection) {
     };
     destroyed.push((at, unseen));
     let catalog = Catalog::builtin().unwrap();
-    let gone = tracker.closed(destroyed, &Filters::default(), &catalog);
+    let gone = tracker.closed(destroyed, &Filters::default(), &catalog, &mut |_| None);
     let groups = group(&gone, &listening_ports(&after.sockets));
-    let source = Source::Events { buffer_note: None };
+    let source = Source::Events {
+        buffer_note: None,
+        tracing_off: None,
+    };
     let section = Section {
         source: &source,
         closed: &gone,

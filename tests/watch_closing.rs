@@ -148,7 +148,8 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
     first_look(&rx);
 
     // The client: every 50 ms a connection to envoy, held 20 ms, and one to a closed port.
-    let (made, refused) = in_netns(&ns, || {
+    let (made, refused, comm) = in_netns(&ns, || {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
         let (mut made, mut refused) = (Vec::new(), 0usize);
         let end = Instant::now() + Duration::from_secs(2);
         while Instant::now() < end {
@@ -161,7 +162,7 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        (made, refused)
+        (made, refused, comm.trim_end().to_string())
     });
     assert!(made.len() >= 20, "the client made only {}", made.len());
     // Two more looks: every event is out.
@@ -193,6 +194,14 @@ fn watch_reports_each_connection_closed_between_looks_exactly_once_with_its_owne
                 }
                 assert_eq!(c.socket.state, "ESTABLISHED");
                 assert!(c.first_seen_ms.is_some() && c.lived_ms.is_some());
+            }
+            // No look saw it; the connection tracing saw this process connect it (the
+            // process's comm, not the client thread's).
+            "created" => {
+                let p = &c.socket.processes[0];
+                assert_eq!((p.pid, p.comm.as_str()), (me, comm.as_str()), "{c:#?}");
+                assert_eq!(c.socket.state, "CLOSE");
+                assert!(c.created_ms.is_some() && c.first_seen_ms.is_none());
             }
             // The kernel's event names no owner, and no look saw it.
             "unseen" => {
@@ -369,15 +378,24 @@ fn without_cap_net_admin_inside_the_namespace_events_still_come_and_the_buffer_i
         5
     });
     let events = lines_until(&rx, Instant::now() + Duration::from_millis(1500));
-    let clients = closed(&events)
+    let clients: Vec<ClosedEvent> = closed(&events)
         .into_iter()
         .filter(|c| port(&c.socket.remote) == 15006)
-        .count();
-    assert_eq!(clients, made, "{events:#?}");
+        .collect();
+    assert_eq!(clients.len(), made, "{events:#?}");
+    // No connection tracing without CAP_BPF: no client end is "created".
+    assert!(
+        clients.iter().all(|c| c.owner_from != "created"),
+        "{clients:#?}"
+    );
     drop(watch);
     let mut text = String::new();
     stderr.read_to_string(&mut text).unwrap();
     assert!(!text.contains("polling only"), "{text}");
+    // Said once why connections no look saw have no owner, and what would give them one.
+    let why = "owners of connections no look saw are unknown";
+    assert_eq!(text.matches(why).count(), 1, "{text}");
+    assert!(text.contains("CAP_BPF and CAP_PERFMON"), "{text}");
     let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .unwrap()
         .trim()
@@ -486,4 +504,94 @@ fn the_screen_shows_a_closed_since_last_look_section() {
         with.contains("3 x tcp 127.0.0.1:* -> 127.0.0.1:15006"),
         "{with}"
     );
+}
+
+/// Whether the connection tracing loads here (root and a kernel with BTF, 5.12 or later):
+/// under CI=true it must; elsewhere the test skips, saying why.
+fn require_tracing(test_name: &str) -> bool {
+    match podports::sys::bpf::SockCreations::load() {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test_name}: the connection tracing does not load under CI=true: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped {test_name}: the connection tracing does not load: {e}");
+            false
+        }
+    }
+}
+
+/// A connection that lives 20 ms between two looks 2 s apart is never seen by a look; the
+/// connection tracing names the process that connected it and how long it lived.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn a_connection_no_look_saw_has_the_process_that_connected_it_and_its_lifetime() {
+    const NAME: &str =
+        "a_connection_no_look_saw_has_the_process_that_connected_it_and_its_lifetime";
+    if !require_root(NAME) || !require_tracing(NAME) {
+        return;
+    }
+    let ns = Netns::new();
+    let envoy = Proc::start(&ns, &install_as("envoy"), &["tcp-listen=127.0.0.1:15006"]);
+    let (_watch, rx, _stderr) = start(&[], &["--watch", "2", "-o", "json", "--netns", ns.name()]);
+    first_look(&rx);
+    let (made, comm) = in_netns(&ns, || {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let mut made = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            let c = TcpStream::connect("127.0.0.1:15006").unwrap();
+            made.push(c.local_addr().unwrap().port());
+            std::thread::sleep(Duration::from_millis(20));
+            drop(c);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        (made, comm.trim_end().to_string())
+    });
+    assert!(made.len() >= 20, "the client made only {}", made.len());
+    // Two more looks: every event is out.
+    let events = lines_until(&rx, Instant::now() + Duration::from_millis(4500));
+    assert_eq!(lost(&events), 0);
+    let closed = closed(&events);
+    let clients: Vec<&ClosedEvent> = closed
+        .iter()
+        .filter(|c| port(&c.socket.remote) == 15006)
+        .collect();
+    let mut ports: Vec<u16> = clients.iter().map(|c| port(&c.socket.local)).collect();
+    ports.sort_unstable();
+    let mut want = made.clone();
+    want.sort_unstable();
+    assert_eq!(
+        ports, want,
+        "client ends closed vs. the client's own connections"
+    );
+    let me = std::process::id() as i32;
+    let mut created = 0;
+    for c in &clients {
+        // A look 2 s apart may still catch one of them open; none goes unowned.
+        match c.owner_from.as_str() {
+            "created" => created += 1,
+            "look" => continue,
+            other => panic!("a client end owned by {other}: {c:#?}"),
+        }
+        let p = c.socket.processes.first().expect("the connecting process");
+        assert_eq!((p.pid, p.comm.as_str()), (me, comm.as_str()), "{c:#?}");
+        assert_eq!(p.fd, -1);
+        // It was held 20 ms, and its event read within the watch: not less, nor seconds.
+        let lived = c.lived_ms.expect("a lifetime");
+        assert!((15..2000).contains(&lived), "lived {lived} ms: {c:#?}");
+        // From its connect to its event (to the millisecond, each rounded down).
+        let created_ms = c.created_ms.expect("when it was connected");
+        assert!((created_ms + lived).abs_diff(c.closed_at_ms) <= 1, "{c:#?}");
+        assert!(c.socket.cgroup_id.is_some_and(|id| id > 0));
+    }
+    assert!(
+        created * 2 >= clients.len(),
+        "only {created} of {} owned by the tracing",
+        clients.len()
+    );
+    // The accepted ends stay envoy's, by its listener.
+    for c in closed.iter().filter(|c| port(&c.socket.local) == 15006) {
+        assert_eq!(c.socket.processes[0].pid, envoy.pid(), "{c:#?}");
+    }
 }

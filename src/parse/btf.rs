@@ -192,6 +192,11 @@ impl<'a> Btf<'a> {
         self.named(name, kind::FUNC)
     }
 
+    /// The id of the typedef `name` (`BTF_KIND_TYPEDEF`): a tracepoint's `btf_trace_<name>`.
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        self.named(name, kind::TYPEDEF)
+    }
+
     /// The first type of kind `want` named `name`.
     fn named(&self, name: &str, want: u32) -> Option<u32> {
         (1..=self.offsets.len()).find_map(|id| {
@@ -244,6 +249,15 @@ impl<'a> Btf<'a> {
             kind::PTR => (8, true),
             kind::INT | kind::ENUM | kind::ENUM64 | kind::STRUCT | kind::UNION => {
                 (last.size_or_type, false)
+            }
+            // An array of integers (`char comm[16]`): its whole size.
+            kind::ARRAY => {
+                let elem = self.resolve(u32_at(self.types, last.data)?)?;
+                let count = u32_at(self.types, last.data.checked_add(8)?)?;
+                if elem.kind != kind::INT {
+                    return None;
+                }
+                (elem.size_or_type.checked_mul(count)?, false)
             }
             _ => return None,
         };
@@ -402,6 +416,49 @@ mod tests {
         );
         b.ty("bpf_iter_task_file", kind::FUNC, false, 0, 0, &[]);
         b.bytes()
+    }
+
+    /// A tracepoint's `btf_trace_<name>` is a typedef (of a pointer to its probe's type):
+    /// found by kind, a function of the same name is not taken for it.
+    #[test]
+    fn typedef_ids_are_found_by_kind() {
+        let mut b = Builder::new();
+        let proto = b.ty("", kind::FUNC_PROTO, false, 0, 0, &[]);
+        let ptr = b.ty("", kind::PTR, false, 0, proto, &[]);
+        let func = b.ty("btf_trace_x", kind::FUNC, false, 0, proto, &[]);
+        let td = b.ty("btf_trace_x", kind::TYPEDEF, false, 0, ptr, &[]);
+        let bytes = b.bytes();
+        let btf = Btf::parse(&bytes).unwrap();
+        assert_eq!(btf.typedef_id("btf_trace_x"), Some(td));
+        assert_eq!(btf.func_id("btf_trace_x"), Some(func));
+        assert_eq!(btf.typedef_id("btf_trace_y"), None);
+    }
+
+    /// `char comm[16]`: an array of integers has its whole size; an array of structs none.
+    #[test]
+    fn an_array_member_has_its_whole_size() {
+        let mut b = Builder::new();
+        let ch = b.int("char", 1);
+        let u32_ = b.int("unsigned int", 4);
+        let arr = b.ty("", kind::ARRAY, false, 0, 0, &[ch, u32_, 16]);
+        let inner = b.strukt("inner", 4, &[("x", u32_, 0)]);
+        let arr2 = b.ty("", kind::ARRAY, false, 0, 0, &[inner, u32_, 2]);
+        b.strukt(
+            "task",
+            40,
+            &[("pid", u32_, 0), ("comm", arr, 64), ("xs", arr2, 192)],
+        );
+        let bytes = b.bytes();
+        let btf = Btf::parse(&bytes).unwrap();
+        assert_eq!(
+            btf.member("task", &["comm"]),
+            Some(Member {
+                offset: 8,
+                size: 16,
+                pointer: false
+            })
+        );
+        assert_eq!(btf.member("task", &["xs"]), None);
     }
 
     #[test]

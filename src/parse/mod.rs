@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod proc_net;
 pub mod proc_pid;
 pub mod runtime;
+pub mod sock_create;
 pub mod sock_diag;
 pub mod sock_events;
 

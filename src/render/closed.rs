@@ -21,8 +21,12 @@ pub const MAX_GROUPS: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// The kernel's destroy events; `buffer_note` says, when events are lost, what would
-    /// give them a larger buffer.
-    Events { buffer_note: Option<String> },
+    /// give them a larger buffer; `tracing_off`, when set, why connections no look saw have
+    /// no owner (the connection tracing could not be loaded).
+    Events {
+        buffer_note: Option<String>,
+        tracing_off: Option<String>,
+    },
     /// Not watched: polling only, for this reason.
     Off(String),
 }
@@ -50,10 +54,14 @@ pub struct ClosedEvent {
     pub closed_at_ms: u64,
     /// When the first look that showed it was taken; null when none did.
     pub first_seen_ms: Option<u64>,
-    /// At least this long (from `first_seen_ms`); null when unknown.
+    /// When the connection tracing saw its process connect it; null when it did not.
+    pub created_ms: Option<u64>,
+    /// From `created_ms`, else at least this long (from `first_seen_ms`); null when unknown.
     pub lived_ms: Option<u64>,
     /// Where `socket.processes` come from: `look` (a look saw it held), `listener` (no look
-    /// saw it; accepted on a listener held by them) or `unseen` (closed before it was seen).
+    /// saw it; accepted on a listener held by them), `created` (no look saw it; the connection
+    /// tracing saw this process connect it: pid, comm and cgroup only, fd -1) or `unseen`
+    /// (closed before it was seen).
     pub owner_from: String,
     /// The kernel disconnected the socket before its end (a failed blocking connect, or an
     /// abortive close with SO_LINGER 0) and cleared its remote port (`remote.port` 0); only
@@ -94,6 +102,7 @@ pub fn write_events(out: &mut impl Write, s: &Section, now: SystemTime) -> io::R
             socket: doc(c),
             closed_at_ms: ms(c.closed_at),
             first_seen_ms: c.first_seen.map(ms),
+            created_ms: c.created.map(ms),
             lived_ms: c.lived().map(|d| d.as_millis() as u64),
             owner_from: c.owner.as_str().into(),
             port_cleared: c.port_cleared,
@@ -118,7 +127,10 @@ pub fn write_events(out: &mut impl Write, s: &Section, now: SystemTime) -> io::R
 pub fn write_section(out: &mut impl Write, s: &Section) -> io::Result<()> {
     let why = match s.source {
         Source::Off(why) => why,
-        Source::Events { buffer_note } => {
+        Source::Events {
+            buffer_note,
+            tracing_off,
+        } => {
             let lost = match (s.lost, s.lost_total) {
                 (0, 0) => String::new(),
                 (0, t) => format!("; {t} events lost since the start"),
@@ -133,6 +145,14 @@ pub fn write_section(out: &mut impl Write, s: &Section) -> io::Result<()> {
             )?;
             if let Some(note) = buffer_note.as_ref().filter(|_| s.lost_total > 0) {
                 writeln!(out, "  ({note})")?;
+            }
+            let unseen = s.closed.iter().any(|c| c.owner == OwnerFrom::Unseen);
+            if let Some(why) = tracing_off.as_ref().filter(|_| unseen) {
+                writeln!(
+                    out,
+                    "  (owners of connections no look saw are unknown: {})",
+                    escape(why.as_bytes())
+                )?;
             }
             for g in s.groups.iter().take(MAX_GROUPS) {
                 writeln!(out, "  {}", line(g))?;
@@ -330,6 +350,7 @@ mod tests {
             socket: s,
             closed_at: at(closed),
             first_seen: first.map(at),
+            created: None,
             owner: OwnerFrom::Look,
             port_cleared: false,
         }
@@ -362,12 +383,65 @@ mod tests {
         );
     }
 
+    /// A connection the tracing saw connect reads as one a look saw, its lifetime from the
+    /// connect; when the tracing is off, the section says why an unseen one has no owner.
+    #[test]
+    fn created_connections_have_owner_and_lifetime_and_tracing_off_is_said() {
+        let mut c = xds(41000, None, 20);
+        c.owner = OwnerFrom::Created;
+        c.created = Some(at(0));
+        let mut unseen = xds(41001, None, 30);
+        unseen.owner = OwnerFrom::Unseen;
+        unseen.socket.holders.clear();
+        let closed = vec![c, unseen];
+        let groups = group(&closed, &[]);
+        assert!(
+            line(&groups[0]).ends_with("envoy\\x1b[5102] istio-proxy, lived 20 ms"),
+            "{}",
+            line(&groups[0])
+        );
+        let source = Source::Events {
+            buffer_note: None,
+            tracing_off: Some("cannot trace connections: EPERM".into()),
+        };
+        let mut out = Vec::new();
+        let section = Section {
+            source: &source,
+            closed: &closed,
+            groups: &groups,
+            lost: 0,
+            lost_total: 0,
+        };
+        write_section(&mut out, &section).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "  (owners of connections no look saw are unknown: cannot trace connections: \
+                 EPERM)"
+            ),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        write_events(&mut out, &section, at(100)).unwrap();
+        let first: ClosedEvent =
+            serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first.owner_from, "created");
+        assert_eq!(first.socket.state, "CLOSE");
+        assert_eq!(
+            (first.created_ms, first.lived_ms),
+            (Some(1_000_000), Some(20))
+        );
+    }
+
     #[test]
     fn the_section_counts_losses_and_says_when_events_are_off() {
         let closed = vec![xds(41000, Some(0), 20)];
         let groups = group(&closed, &[]);
         let mut out = Vec::new();
-        let source = Source::Events { buffer_note: None };
+        let source = Source::Events {
+            buffer_note: None,
+            tracing_off: None,
+        };
         write_section(
             &mut out,
             &Section {
@@ -414,7 +488,10 @@ mod tests {
         unseen.owner = OwnerFrom::Unseen;
         unseen.socket.state = State::Unconn;
         let closed = vec![xds(41000, Some(0), 20), unseen];
-        let source = Source::Events { buffer_note: None };
+        let source = Source::Events {
+            buffer_note: None,
+            tracing_off: None,
+        };
         let mut out = Vec::new();
         let s = Section {
             source: &source,

@@ -5,15 +5,19 @@
 //! A destroy event names a socket by its cookie and 4-tuple only: no inode, no uid, no cgroup
 //! (fixtures/sock_diag/destroy.txt). So its owner is the one a look saw holding that cookie
 //! (and the container placement gave it, which stays true after the process is gone); for an
-//! accepted connection no look saw, the holders of the listener it came in on; else nobody.
+//! accepted connection no look saw, the holders of the listener it came in on; for a
+//! connection no look saw, the process the connection tracing (`parse::sock_create`) saw
+//! connect it, with its cgroup's container; else nobody.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::annotate;
 use crate::catalog::Catalog;
-use crate::model::{ContainerRef, Endpoint, Proto, Socket, State};
+use crate::classify;
+use crate::model::{ContainerRef, Endpoint, Holder, ProcessInfo, Proto, RawText, Socket, State};
 use crate::request::Filters;
 
 /// How many looks a socket no look shows any more is remembered: its destroy event comes from
@@ -27,6 +31,8 @@ pub enum OwnerFrom {
     Look,
     /// No look saw it; it was accepted on a listener a look saw held by these processes.
     Listener,
+    /// No look saw it; the connection tracing saw this process connect it.
+    Created,
     /// No look saw it: "closed before it was seen".
     Unseen,
 }
@@ -37,6 +43,7 @@ impl OwnerFrom {
         match self {
             OwnerFrom::Look => "look",
             OwnerFrom::Listener => "listener",
+            OwnerFrom::Created => "created",
             OwnerFrom::Unseen => "unseen",
         }
     }
@@ -51,6 +58,8 @@ pub struct Closed {
     pub closed_at: SystemTime,
     /// The look that first showed it, when one did.
     pub first_seen: Option<SystemTime>,
+    /// When the connection tracing saw it connect, when it did.
+    pub created: Option<SystemTime>,
     pub owner: OwnerFrom,
     /// No look saw it, and the kernel disconnected it before its end, clearing the remote
     /// port (a blocking connect that failed, refused or unreachable; or an abortive close,
@@ -59,10 +68,45 @@ pub struct Closed {
 }
 
 impl Closed {
-    /// At least this long: from the first look that showed it to its event.
+    /// From its connect (when traced) to its event; else at least this long: from the first
+    /// look that showed it.
     pub fn lived(&self) -> Option<Duration> {
-        self.first_seen
+        self.created
+            .or(self.first_seen)
             .map(|f| self.closed_at.duration_since(f).unwrap_or_default())
+    }
+}
+
+/// What the connection tracing recorded of a socket: who connected it, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub at: SystemTime,
+    pub pid: i32,
+    pub comm: Vec<u8>,
+    /// The cgroup (v2) id of the process then.
+    pub cgroup_id: u64,
+    /// The pod container of that cgroup, named when the tracing was read (on a node), which
+    /// stays true after the process is gone.
+    pub container: Option<ContainerRef>,
+}
+
+impl Created {
+    /// The connecting process as a holder of the socket: its pid and comm, classified by its
+    /// comm alone (the process may be gone); its fd is not known (-1).
+    fn holder(&self) -> Holder {
+        let process = ProcessInfo {
+            pid: self.pid,
+            comm: RawText::new(self.comm.clone()),
+            ..ProcessInfo::default()
+        };
+        let class = classify::classify(&process);
+        Holder {
+            process: Arc::new(process),
+            fd: -1,
+            kind: class.kind,
+            basis: Arc::from(class.basis),
+            container: self.container.clone().map(Arc::new),
+        }
     }
 }
 
@@ -120,12 +164,14 @@ impl Tracker {
     }
 
     /// The destroyed sockets that `filters` keeps, each matched once with what the looks saw;
-    /// the unseen ones annotated with `catalog`. In the order of the events.
+    /// the unseen ones annotated with `catalog`, and owned by who `created` says connected
+    /// them (the connection tracing, by cookie), if anyone. In the order of the events.
     pub fn closed(
         &mut self,
         destroyed: Vec<(SystemTime, Socket)>,
         filters: &Filters,
         catalog: &Catalog,
+        created: &mut dyn FnMut(u64) -> Option<Created>,
     ) -> Vec<Closed> {
         let mut out: Vec<Closed> = Vec::with_capacity(destroyed.len());
         let mut unseen: Vec<usize> = Vec::new();
@@ -147,6 +193,7 @@ impl Tracker {
                         socket: seen.socket,
                         closed_at,
                         first_seen: Some(seen.first_seen),
+                        created: None,
                         owner,
                         port_cleared: false,
                     }
@@ -159,18 +206,29 @@ impl Tracker {
                     if socket.proto == Proto::Tcp {
                         socket.state = State::Unknown;
                     }
-                    let owner = match self.listener_of(&socket) {
-                        Some(l) => {
+                    // Only TCP connects are traced; an accepted socket has its listener's owner.
+                    let traced = match (socket.proto, socket.cookie) {
+                        (Proto::Tcp, Some(c)) if self.listener_of(&socket).is_none() => created(c),
+                        _ => None,
+                    };
+                    let owner = match (&traced, self.listener_of(&socket)) {
+                        (Some(t), _) => {
+                            socket.holders = vec![t.holder()];
+                            socket.cgroup_id = Some(t.cgroup_id);
+                            OwnerFrom::Created
+                        }
+                        (None, Some(l)) => {
                             socket.holders = l.holders.clone();
                             OwnerFrom::Listener
                         }
-                        None => OwnerFrom::Unseen,
+                        (None, None) => OwnerFrom::Unseen,
                     };
                     unseen.push(out.len());
                     Closed {
                         socket,
                         closed_at,
                         first_seen: None,
+                        created: traced.map(|t| t.at),
                         owner,
                         port_cleared,
                     }

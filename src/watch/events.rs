@@ -2,11 +2,68 @@
 //! namespace, or the reason there are none (then the watch polls, and says so). Resolves the
 //! namespace as `inspect` does; the syscalls are `sys::sockevents`'.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::error::Error;
+use crate::model::ContainerRef;
+use crate::place;
 use crate::request::Request;
 use crate::resolve;
+use crate::sys::bpf::SockCreations;
 use crate::sys::netns::NsError;
+use crate::sys::node::HostRoot;
 use crate::sys::sockevents::{DestroyFeed, FeedError, WANTED_BUFFER};
+use crate::watch::closed::Created;
+
+/// The connection tracing (who connected a socket, by its cookie), loaded for the watch and
+/// unloaded with it; with the pod containers of the cgroups it names, each looked up once.
+pub struct Tracing {
+    creations: SockCreations,
+    host: HostRoot,
+    containers: HashMap<u64, Option<ContainerRef>>,
+}
+
+impl Tracing {
+    /// Loads it, or says why it cannot be (to be said once, and under the frame).
+    pub fn load(req: &Request) -> Result<Tracing, String> {
+        SockCreations::load()
+            .map(|creations| Tracing {
+                creations,
+                host: req.host.clone(),
+                containers: HashMap::new(),
+            })
+            .map_err(|e| {
+                let hint = if e.raw_os_error() == Some(nix::libc::EPERM) {
+                    " (it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN: `kubectl debug \
+                     --profile=sysadmin`)"
+                } else {
+                    ""
+                };
+                format!("cannot trace connections: {e}{hint}")
+            })
+    }
+
+    /// Who connected the socket `cookie`, if the tracing saw it.
+    pub fn created(&mut self, cookie: u64) -> Option<Created> {
+        let (r, at) = self.creations.lookup(cookie)?;
+        let container = match self.containers.get(&r.cgroup_id) {
+            Some(c) => c.clone(),
+            None => {
+                let ids = HashSet::from([r.cgroup_id]);
+                let c = place::cgroup_containers(&self.host, &ids).remove(&r.cgroup_id);
+                self.containers.insert(r.cgroup_id, c.clone());
+                c
+            }
+        };
+        Some(Created {
+            at,
+            pid: r.tgid,
+            comm: r.comm,
+            cgroup_id: r.cgroup_id,
+            container,
+        })
+    }
+}
 
 /// The feed, or why there is none; and what the user should know either way.
 pub struct Opened {

@@ -15,7 +15,7 @@ use crate::render::table::Detail;
 use crate::render::watch::{self as view, Frame};
 use crate::request::Filters;
 use crate::sys::sockevents::Drained;
-use crate::watch::closed::{Tracker, group, listening_ports};
+use crate::watch::closed::{Created, Tracker, group, listening_ports};
 use crate::watch::diff;
 
 /// How changes are shown.
@@ -64,6 +64,8 @@ pub fn watch(
 /// look (`drain`), matched with what the looks saw, filtered as the listing is.
 pub struct Closing<'a> {
     drain: Box<dyn FnMut() -> Drained + 'a>,
+    /// Who connected a socket no look saw, by cookie (the connection tracing), if known.
+    created: Box<dyn FnMut(u64) -> Option<Created> + 'a>,
     source: Source,
     filters: Filters,
     catalog: &'a Catalog,
@@ -72,16 +74,23 @@ pub struct Closing<'a> {
 }
 
 impl<'a> Closing<'a> {
-    /// From the kernel's destroy events, drained by `drain`.
+    /// From the kernel's destroy events, drained by `drain`; who connected a socket no look
+    /// saw from `created`, or, when the connection tracing is off, `tracing_off` says why.
     pub fn events(
         drain: impl FnMut() -> Drained + 'a,
+        created: impl FnMut(u64) -> Option<Created> + 'a,
         filters: &Filters,
         catalog: &'a Catalog,
         buffer_note: Option<String>,
+        tracing_off: Option<String>,
     ) -> Closing<'a> {
         Closing {
             drain: Box::new(drain),
-            source: Source::Events { buffer_note },
+            created: Box::new(created),
+            source: Source::Events {
+                buffer_note,
+                tracing_off,
+            },
             filters: filters.clone(),
             catalog,
             tracker: Tracker::new(),
@@ -93,6 +102,7 @@ impl<'a> Closing<'a> {
     pub fn off(why: String, catalog: &'a Catalog) -> Closing<'a> {
         Closing {
             drain: Box::new(Drained::default),
+            created: Box::new(|_| None),
             source: Source::Off(why),
             filters: Filters::default(),
             catalog,
@@ -127,7 +137,9 @@ pub fn watch_closing(
         {
             c.tracker.saw(&now.sockets, looked);
             let drained = (c.drain)();
-            closed = c.tracker.closed(drained.destroyed, &c.filters, c.catalog);
+            closed = c
+                .tracker
+                .closed(drained.destroyed, &c.filters, c.catalog, &mut *c.created);
             lost = drained.lost_kernel + drained.lost_queue;
             c.lost_total += lost;
             for why in drained.skipped {

@@ -62,6 +62,64 @@ fn catalog() -> Catalog {
     Catalog::builtin().unwrap()
 }
 
+/// A connection no look saw, which the connection tracing saw connect: its process (by
+/// pid and comm, fd unknown), its container by cgroup, its lifetime from the connect. An
+/// accepted one is its listener's and never asked about; one the tracing missed is unseen.
+#[test]
+fn a_connection_no_look_saw_is_owned_by_the_process_the_tracing_saw_connect_it() {
+    let mut t = Tracker::new();
+    t.saw(&[], at(0));
+    let container = ContainerRef {
+        pod: PodRef {
+            namespace: Some("default".into()),
+            name: Some("web-0".into()),
+            uid: "u1".into(),
+        },
+        id: Some("abc".into()),
+        name: Some("app".into()),
+    };
+    let mut asked = Vec::new();
+    let closed = t.closed(
+        vec![
+            (
+                at(1020),
+                event(ep("10.0.0.5", 41000), ep("10.96.0.10", 15012), 7),
+            ),
+            (
+                at(1030),
+                event(ep("10.0.0.5", 41001), ep("10.96.0.10", 15012), 8),
+            ),
+        ],
+        &Filters::default(),
+        &catalog(),
+        &mut |cookie| {
+            asked.push(cookie);
+            (cookie == 7).then(|| Created {
+                at: at(1000),
+                pid: 42,
+                comm: b"curl".to_vec(),
+                cgroup_id: 9001,
+                container: Some(container.clone()),
+            })
+        },
+    );
+    assert_eq!(asked, vec![7, 8]);
+    let c = &closed[0];
+    assert_eq!(c.owner, OwnerFrom::Created);
+    assert_eq!(c.lived(), Some(Duration::from_millis(20)));
+    let h = &c.socket.holders[0];
+    assert_eq!(
+        (h.process.pid, h.process.comm.as_bytes(), h.fd),
+        (42, &b"curl"[..], -1)
+    );
+    assert_eq!(h.container.as_deref(), Some(&container));
+    assert_eq!(c.socket.cgroup_id, Some(9001));
+    // The role still comes from the catalog.
+    assert!(c.socket.peer_role.is_some());
+    assert_eq!(closed[1].owner, OwnerFrom::Unseen);
+    assert_eq!(closed[1].lived(), None);
+}
+
 #[test]
 fn a_socket_a_look_saw_closes_with_its_owner_state_container_and_lifetime() {
     let mut t = Tracker::new();
@@ -88,6 +146,7 @@ fn a_socket_a_look_saw_closes_with_its_owner_state_container_and_lifetime() {
         )],
         &Filters::default(),
         &catalog(),
+        &mut |_| None,
     );
     assert_eq!(closed.len(), 1);
     let c = &closed[0];
@@ -109,6 +168,7 @@ fn a_socket_a_look_saw_closes_with_its_owner_state_container_and_lifetime() {
         )],
         &Filters::default(),
         &catalog(),
+        &mut |_| None,
     );
     assert_eq!(again[0].owner, OwnerFrom::Unseen);
 }
@@ -127,6 +187,7 @@ fn an_unseen_socket_has_no_owner_but_its_roles_and_a_cleared_port_is_told() {
         ],
         &Filters::default(),
         &catalog(),
+        &mut |_| None,
     );
     assert_eq!(closed[0].owner, OwnerFrom::Unseen);
     assert!(closed[0].socket.holders.is_empty());
@@ -182,6 +243,7 @@ fn an_unseen_accepted_connection_is_given_its_listeners_holders() {
         ],
         &Filters::default(),
         &catalog(),
+        &mut |_| None,
     );
     assert_eq!(closed[0].owner, OwnerFrom::Listener);
     assert_eq!(closed[0].socket.holders[0].process.pid, 5102);
@@ -212,6 +274,7 @@ fn sockets_no_look_shows_any_more_are_forgotten_after_a_few_looks() {
         vec![(at(9000), event(ep("10.0.0.5", 1), ep("10.0.0.6", 2), 42))],
         &Filters::default(),
         &catalog(),
+        &mut |_| None,
     );
     assert_eq!(closed[0].owner, OwnerFrom::Unseen);
     // TIME_WAIT (inode 0) is never remembered: it has no destroy event of its own.
@@ -246,17 +309,26 @@ fn filters_apply_to_closed_sockets_as_to_the_listing() {
         ports: vec![15012],
         ..Filters::default()
     };
-    assert_eq!(t.closed(events(), &port, &catalog()).len(), 1);
+    assert_eq!(
+        t.closed(events(), &port, &catalog(), &mut |_| None).len(),
+        1
+    );
     let udp = Filters {
         protos: vec![Proto::Udp],
         ..Filters::default()
     };
-    assert!(t.closed(events(), &udp, &catalog()).is_empty());
+    assert!(
+        t.closed(events(), &udp, &catalog(), &mut |_| None)
+            .is_empty()
+    );
     let listening = Filters {
         listening: true,
         ..Filters::default()
     };
-    assert!(t.closed(events(), &listening, &catalog()).is_empty());
+    assert!(
+        t.closed(events(), &listening, &catalog(), &mut |_| None)
+            .is_empty()
+    );
 }
 
 #[test]
@@ -276,6 +348,7 @@ fn groups_are_by_side_and_owner_with_lifetime_ranges_largest_first() {
         closed_at: at(closed),
         first_seen: first.map(at),
         owner: OwnerFrom::Look,
+        created: None,
         port_cleared: false,
     };
     let closed = vec![
