@@ -4,6 +4,7 @@
 //! Only `run` does I/O (files, the inspection, the clock); everything else is pure, and nothing
 //! here ever writes to the target.
 
+pub mod bundle;
 pub mod eval;
 pub mod expect;
 pub mod profiles;
