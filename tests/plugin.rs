@@ -670,6 +670,8 @@ fn help_says_what_each_way_shows() {
         "node view",
         "held outside",
         "kubectl 1.31+",
+        "--debug-timeout",
+        "--junit FILE",
     ] {
         assert!(help.contains(says), "--help does not say {says:?}:\n{help}");
     }
@@ -686,7 +688,8 @@ fn help_says_what_each_way_shows() {
 /// fifo and keeps it open until the container ends (podports must not need EOF), `logs` prints
 /// what podports wrote. $FAKE_DIR/mode: `run` (attach returns the container's code), `attach0`
 /// (attach always returns 0), `unpullable` (the container waits in ErrImagePull forever),
-/// `refuse` (admission refuses the ephemeral container).
+/// `refuse` (admission refuses the ephemeral container), `crash` (the container dies with 137),
+/// `noattach` (attach fails: podports waits for its stdin).
 const FAKE_CLUSTER: &str = r#"#!/bin/sh
 line=
 for a in "$@"; do line="$line[$a]"; done
@@ -750,6 +753,12 @@ case $sub in
     printf '%s' "$name" > "$FAKE_DIR/ec_name"
     printf '%s' "$image" > "$FAKE_DIR/ec_image"
     [ "$mode" = unpullable ] && exit 0
+    if [ "$mode" = crash ]; then
+      : > "$FAKE_DIR/started"
+      echo 'fatal runtime error: out of memory' > "$FAKE_DIR/log"
+      echo 137 > "$FAKE_DIR/exit"
+      exit 0
+    fi
     input=/dev/null
     if $stdin; then mkfifo "$FAKE_DIR/stdin"; input=$FAKE_DIR/stdin; fi
     : > "$FAKE_DIR/started"
@@ -761,7 +770,7 @@ case $sub in
     echo $! > "$FAKE_DIR/ec_pid"
     ;;
   attach)
-    if [ ! -p "$FAKE_DIR/stdin" ]; then
+    if [ ! -p "$FAKE_DIR/stdin" ] || [ "$mode" = noattach ]; then
       echo 'error: unable to upgrade connection: container not found' >&2
       exit 1
     fi
@@ -1161,4 +1170,50 @@ fn a_refused_debug_container_ends_in_exit_3_with_the_admission_message() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("NotFound"), "{stderr}");
+
+    // The container dies by a signal: not a verdict of podports', exit 3.
+    let c = Cluster::new("crash", "crash");
+    c.file("podports.yaml", PASSES);
+    let out = c.run(
+        &ns,
+        &[
+            "p",
+            "check",
+            "--expect",
+            "podports.yaml",
+            "--junit",
+            "out.xml",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("out of memory"), "{stderr}");
+    assert!(
+        stderr.contains("podports ended with exit code 137 (Error)"),
+        "{stderr}"
+    );
+    assert!(!c.dir.join("out.xml").exists());
+
+    // The files cannot be sent (attach fails): podports never starts checking; exit 3 at the
+    // timeout, with attach's words.
+    let c = Cluster::new("noattach", "noattach");
+    c.file("podports.yaml", PASSES);
+    let out = c.run(
+        &ns,
+        &[
+            "--debug-timeout",
+            "1s",
+            "p",
+            "check",
+            "--expect",
+            "podports.yaml",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("did not end within 1s (--wait plus --debug-timeout)")
+            && stderr.contains("kubectl attach: error: unable to upgrade connection"),
+        "{stderr}"
+    );
 }
