@@ -1008,6 +1008,27 @@ fn check_sends_local_files_writes_junit_here_and_exits_with_podports_code() {
     assert_eq!((tests, failures), (2, 1), "{xml}");
     assert!(xml.contains("nothing listens on tcp/9090"), "{xml}");
 
+    // `--junit -` asked of the plugin: the frame is podports' output, left as it is.
+    c.reset();
+    let out = c.run(
+        &ns,
+        &[
+            "productpage-v1",
+            "check",
+            "--expect",
+            "deploy/podports.yaml",
+            "--junit",
+            "-",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("----- podports junit v1 begin bytes=")
+            && stdout.ends_with("----- podports junit v1 end -----\n"),
+        "{stdout}"
+    );
+
     // Bad input: exit 2, the error names the local file, line and column; no JUnit.
     c.reset();
     let out = c.run(
