@@ -173,11 +173,16 @@ pub enum Command {
         /// Check against an expectation file, YAML or JSON (repeatable).
         #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         expect: Vec<PathBuf>,
+        /// Take the --expect files from this bundle instead of the file system, by the names
+        /// given; `-`: stdin. The kubectl plugin streams one into its container (docs/ci.md).
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+        expect_bundle: Option<PathBuf>,
         /// Look again every 500ms until every expectation holds or DURATION has passed
         /// (30s, 2m, 500ms, 1m30s): a CI step right after a rollout.
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         wait: Option<std::time::Duration>,
-        /// Also write the results as JUnit XML to FILE, one test case per expectation.
+        /// Also write the results as JUnit XML to FILE, one test case per expectation; `-`: on
+        /// stdout after the report, base64 between two marker lines (docs/ci.md).
         #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         junit: Option<PathBuf>,
         #[command(flatten)]

@@ -88,6 +88,7 @@ impl Plan {
             Some(Command::Check {
                 profile,
                 expect,
+                expect_bundle,
                 wait,
                 junit,
                 target,
@@ -102,6 +103,7 @@ impl Plan {
                     .collect(),
                 wait: *wait,
                 junit: junit.clone(),
+                bundle: expect_bundle.clone(),
                 output: match show(look, term, no_color)? {
                     Show::Table {
                         detail: Detail::Normal,

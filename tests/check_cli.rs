@@ -426,3 +426,176 @@ fn wait_sees_a_listener_that_appears_while_waiting() {
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
     opener.join().unwrap();
 }
+
+/// A bundle (`check --expect-bundle`) of `files`, as the kubectl plugin sends it.
+fn bundle(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = b"podports-bundle v1\n".to_vec();
+    for (name, bytes) in files {
+        b.extend(format!("file {} {name}\n", bytes.len()).bytes());
+        b.extend_from_slice(bytes);
+        b.push(b'\n');
+    }
+    b.extend(b"end\n");
+    b
+}
+
+/// Runs podports with `stdin` written to it and then left OPEN (as an attached container's
+/// stdin stays open): podports must read the bundle up to its `end` line, not to EOF.
+fn with_open_stdin(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podports"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    input.flush().unwrap();
+    // A guard against a hang, not a timing assertion.
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("podports {args:?} waits for EOF on stdin");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(input);
+    out
+}
+
+#[test]
+fn expect_files_come_from_a_bundle_on_stdin_under_their_own_names() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let good = format!("listen:\n  - port: {port}\n    bind: loopback\n");
+    let b = bundle(&[
+        ("deploy/podports.yaml", good.as_bytes()),
+        (
+            "deploy/bad.yaml",
+            b"listen:\n  - port: 1\n    bogus: true\n",
+        ),
+    ]);
+    // Read from the bundle, not from the file system (there is no deploy/podports.yaml here).
+    let o = with_open_stdin(
+        &[
+            "check",
+            "--expect",
+            "deploy/podports.yaml",
+            "--expect-bundle",
+            "-",
+        ],
+        &b,
+    );
+    assert_exit(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("deploy/podports.yaml:2"), "{out}");
+    // Errors name the file as the user named it, line and column.
+    let o = with_open_stdin(
+        &[
+            "check",
+            "--expect",
+            "deploy/bad.yaml",
+            "--expect-bundle",
+            "-",
+        ],
+        &b,
+    );
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).starts_with("podports: deploy/bad.yaml:3:5: unknown field `bogus`"),
+        "{}",
+        stderr(&o)
+    );
+    // A name the bundle does not hold, a bundle too big, not a bundle: exit 2, said.
+    let o = with_open_stdin(
+        &["check", "--expect", "podports.yaml", "--expect-bundle", "-"],
+        &b,
+    );
+    assert_exit(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        "podports: --expect podports.yaml: not in the bundle of --expect-bundle, which holds: \
+         deploy/podports.yaml, deploy/bad.yaml\n"
+    );
+    let big = format!("podports-bundle v1\nfile {} a.yaml\n", 1024 * 1024 + 1);
+    let o = with_open_stdin(
+        &["check", "--expect", "a.yaml", "--expect-bundle", "-"],
+        big.as_bytes(),
+    );
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("--expect-bundle -: a.yaml: 1048577 bytes, more than"),
+        "{}",
+        stderr(&o)
+    );
+    let f = TempFile::new("bundle", &b);
+    let o = podports(&[
+        "check",
+        "--expect",
+        "deploy/podports.yaml",
+        "--expect-bundle",
+        f.path(),
+    ]);
+    assert_exit(&o, 0);
+    let o = podports(&[
+        "check",
+        "--expect",
+        "x",
+        "--expect-bundle",
+        &fixture("readme-example.yaml"),
+    ]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("not a podports bundle"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn junit_dash_is_framed_in_base64_after_the_report_byte_for_byte() {
+    let f = TempFile::new(
+        "absent.yaml",
+        b"listen:\n  - port: 1\n    name: a <b> & \"c\"\n",
+    );
+    let file = TempFile::new("report.xml", b"");
+    let o = podports(&["check", "--expect", f.path(), "--junit", file.path()]);
+    assert_exit(&o, 1);
+    let written = std::fs::read(&file.0).unwrap();
+    let o = podports(&["check", "--expect", f.path(), "--junit", "-"]);
+    assert_exit(&o, 1);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let (report, frame) = out
+        .split_once("----- podports junit v1 begin ")
+        .expect("a frame");
+    assert!(
+        report.ends_with("check FAILED: 1 failed, 0 unknown\n"),
+        "{report}"
+    );
+    let (head, rest) = frame.split_once('\n').unwrap();
+    assert_eq!(head, format!("bytes={} -----", written.len()));
+    let b64 = rest
+        .strip_suffix("----- podports junit v1 end -----\n")
+        .expect("the frame ends the output");
+    let mut decode = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        decode
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b64.as_bytes())
+            .unwrap();
+    }
+    let decoded = decode.wait_with_output().unwrap();
+    assert_eq!(decoded.stdout, written);
+}

@@ -5,6 +5,7 @@
 //! here ever writes to the target.
 
 pub mod auto;
+pub mod bundle;
 pub mod eval;
 pub mod expect;
 pub mod node;

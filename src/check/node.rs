@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
 use crate::check::auto;
+use crate::check::bundle::Bundle;
 use crate::check::eval::{Report, Waited};
 use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
@@ -84,7 +85,8 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
     let Target::AllPods { namespace } = &plan.request.target else {
         return Err(Error::Usage("check --all-pods without --all-pods".into()));
     };
-    let expect = expectations(&plan.inputs)?;
+    let bundle = plan.bundle.as_deref().map(run::read_bundle).transpose()?;
+    let expect = expectations(&plan.inputs, bundle.as_ref())?;
     let report = check_node(
         &plan.request,
         namespace.as_deref(),
@@ -92,19 +94,30 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
         plan.wait,
         catalog,
     )?;
+    let mut framed = None;
     if let Some(path) = &plan.junit {
         let mut xml = Vec::new();
-        junit::write_node(&mut xml, &report)
-            .and_then(|()| crate::sys::files::write(path, &xml))
-            .map_err(|e| {
-                Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
-            })?;
+        if path.as_os_str() == "-" {
+            junit::write_node(&mut xml, &report)
+                .map_err(|e| Error::Usage(format!("--junit -: {e}")))?;
+            framed = Some(xml);
+        } else {
+            junit::write_node(&mut xml, &report)
+                .and_then(|()| crate::sys::files::write(path, &xml))
+                .map_err(|e| {
+                    Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
+                })?;
+        }
     }
     let written = match plan.output {
         Output::Json => render::write_node_json_lines(out, &report),
         Output::Table(layout) => render::write_node_table(out, &report, false, layout),
         Output::Wide(layout) => render::write_node_table(out, &report, true, layout),
     }
+    .and_then(|()| match &framed {
+        Some(xml) => junit::write_framed(out, xml),
+        None => Ok(()),
+    })
     .and_then(|()| out.flush());
     if plan.output == Output::Json {
         for w in &report.warnings {
@@ -120,12 +133,12 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
 }
 
 /// `--profile auto` alone, or profiles and files (loaded once, for every pod).
-fn expectations(inputs: &[Input]) -> Result<Expect, Error> {
+fn expectations(inputs: &[Input], bundle: Option<&Bundle>) -> Result<Expect, Error> {
     let auto = inputs
         .iter()
         .any(|i| matches!(i, Input::Profile(p) if p == AUTO));
     if !auto {
-        let (exp, sources) = run::load(inputs)?;
+        let (exp, sources) = run::load_from(inputs, bundle)?;
         return Ok(Expect::Given(exp, sources));
     }
     if inputs.len() > 1 {

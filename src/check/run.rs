@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
+use crate::check::bundle::{self, Bundle};
 use crate::check::eval::{Families, Report, Waited};
 use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
@@ -39,7 +40,11 @@ pub struct Plan {
     pub inputs: Vec<Input>,
     /// `--wait`: poll until every expectation holds or this much time has passed.
     pub wait: Option<Duration>,
+    /// `--junit FILE`; `-`: on stdout, framed after the report (`junit::write_framed`).
     pub junit: Option<PathBuf>,
+    /// `--expect-bundle FILE|-`: the `--expect` files come from this bundle, not the file
+    /// system (the kubectl plugin streams them on stdin).
+    pub bundle: Option<PathBuf>,
     pub output: Output,
 }
 
@@ -62,7 +67,8 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
             "--profile auto picks each pod's profile on a node: it goes with --all-pods".into(),
         ));
     }
-    let (exp, sources) = load(&plan.inputs)?;
+    let bundle = plan.bundle.as_deref().map(read_bundle).transpose()?;
+    let (exp, sources) = load_from(&plan.inputs, bundle.as_ref())?;
     let mut terminal = Progress::new(io::stderr().is_terminal());
     let report = check_until(
         plan.wait,
@@ -76,13 +82,19 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
         },
         &mut |p| terminal.show(p),
     )?;
+    let mut framed = None;
     if let Some(path) = &plan.junit {
         let mut xml = Vec::new();
-        junit::write(&mut xml, &report)
-            .and_then(|()| crate::sys::files::write(path, &xml))
-            .map_err(|e| {
-                Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
-            })?;
+        if path.as_os_str() == "-" {
+            junit::write(&mut xml, &report).map_err(|e| Error::Usage(format!("--junit -: {e}")))?;
+            framed = Some(xml);
+        } else {
+            junit::write(&mut xml, &report)
+                .and_then(|()| crate::sys::files::write(path, &xml))
+                .map_err(|e| {
+                    Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
+                })?;
+        }
     }
     let written = match plan.output {
         Output::Json => serde_json::to_writer_pretty(&mut *out, &report::document(&report))
@@ -91,6 +103,10 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
         Output::Table(layout) => report::write_table(out, &report, false, layout),
         Output::Wide(layout) => report::write_table(out, &report, true, layout),
     }
+    .and_then(|()| match &framed {
+        Some(xml) => junit::write_framed(out, xml),
+        None => Ok(()),
+    })
     .and_then(|()| out.flush());
     match written {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -164,6 +180,15 @@ pub fn families_of(reqs: &[Request]) -> Vec<(Families, Option<String>)> {
 /// Reads and resolves every profile and file, in order; returns the expectations and the
 /// sources' names. Every error names the profile or file (and the line and column in it).
 pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
+    load_from(inputs, None)
+}
+
+/// `load`, with the `--expect` files taken from `bundle` when there is one (by the name the
+/// user gave, never from the file system: the container has no such file).
+pub fn load_from(
+    inputs: &[Input],
+    bundle: Option<&Bundle>,
+) -> Result<(Expectations, Vec<String>), Error> {
     if inputs.is_empty() {
         return Err(Error::Usage(format!(
             "check needs at least one --profile NAME or --expect FILE; the built-in profiles \
@@ -185,7 +210,17 @@ pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
             }
             Input::File(path) => {
                 let name = path.display().to_string();
-                (load_file(path, &name)?, name)
+                let bytes = match bundle {
+                    Some(b) => b.get(&name).map(<[u8]>::to_vec).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--expect {}: not in the bundle of --expect-bundle, which holds: {}",
+                            escape(name.as_bytes()),
+                            escape(b.names().as_bytes())
+                        ))
+                    })?,
+                    None => read_file(path, &name)?,
+                };
+                (parse_file(bytes, path, &name)?, name)
             }
         };
         all.append(exp);
@@ -194,14 +229,39 @@ pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
     Ok((all, names))
 }
 
-fn load_file(path: &std::path::Path, name: &str) -> Result<Expectations, Error> {
+/// Reads `--expect-bundle`: `-` is stdin, read up to the bundle's `end` line only.
+pub fn read_bundle(path: &std::path::Path) -> Result<Bundle, Error> {
+    let read = if path.as_os_str() == "-" {
+        bundle::read(&mut io::stdin().lock())
+    } else {
+        let bytes = crate::sys::files::read(path).map_err(|e| {
+            Error::Usage(format!(
+                "--expect-bundle {}: {e}",
+                escape(path.as_os_str().as_encoded_bytes())
+            ))
+        })?;
+        bundle::read(&mut io::Cursor::new(bytes))
+    };
+    read.map_err(|e| {
+        Error::Usage(format!(
+            "--expect-bundle {}: {e}",
+            escape(path.as_os_str().as_encoded_bytes())
+        ))
+    })
+}
+
+fn read_file(path: &std::path::Path, name: &str) -> Result<Vec<u8>, Error> {
     let shown = escape(name.as_bytes());
-    let bytes = crate::sys::files::read(path).map_err(|e| {
+    crate::sys::files::read(path).map_err(|e| {
         Error::Usage(match e.kind() {
             io::ErrorKind::NotFound => format!("--expect {shown}: no such file"),
             _ => format!("--expect {shown}: cannot read it: {e}"),
         })
-    })?;
+    })
+}
+
+fn parse_file(bytes: Vec<u8>, path: &std::path::Path, name: &str) -> Result<Expectations, Error> {
+    let shown = escape(name.as_bytes());
     let text = String::from_utf8(bytes).map_err(|e| {
         let good = e
             .as_bytes()

@@ -263,6 +263,49 @@ fn attr(s: &str) -> String {
     out
 }
 
+/// The first line of the frame `check --junit -` writes on stdout after the report; the line
+/// says how many bytes the XML has.
+pub const FRAME_BEGIN: &str = "----- podports junit v1 begin";
+/// The last line of that frame.
+pub const FRAME_END: &str = "----- podports junit v1 end -----";
+
+/// Writes `xml` as a frame a reader can cut out of a mixed stream (the kubectl plugin reads it
+/// from the container's log): `FRAME_BEGIN bytes=N -----`, the bytes in base64 (RFC 4648, 76
+/// per line, so no byte of the XML can end the frame or be changed by a terminal or a log),
+/// then `FRAME_END`.
+pub fn write_framed(out: &mut impl Write, xml: &[u8]) -> io::Result<()> {
+    writeln!(out, "{FRAME_BEGIN} bytes={} -----", xml.len())?;
+    let encoded = base64(xml);
+    for chunk in encoded.as_bytes().chunks(76) {
+        out.write_all(chunk)?;
+        out.write_all(b"\n")?;
+    }
+    writeln!(out, "{FRAME_END}")
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let idx = ((n >> (18 - 6 * i)) & 63) as usize;
+                s.push(char::from(ALPHABET.get(idx).copied().unwrap_or(b'A')));
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -534,5 +577,33 @@ mod tests {
         assert_eq!(text("\u{7}"), "\\u{7}");
         assert_eq!(attr("\u{ffff}"), "\\u{ffff}");
         assert_eq!(text("日本 ok"), "日本 ok");
+    }
+    #[test]
+    fn the_frame_carries_the_bytes_in_base64() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar\xff\n"), "Zm9vYmFy/wo=");
+        let xml = "<?xml version=\"1.0\"?>\n<a>\u{e9}</a>\n".repeat(10);
+        let mut out = Vec::new();
+        write_framed(&mut out, xml.as_bytes()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.first().copied(),
+            Some(format!("{FRAME_BEGIN} bytes={} -----", xml.len()).as_str())
+        );
+        assert_eq!(lines.last().copied(), Some(FRAME_END));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.len() <= 76 || l.starts_with("-----"))
+        );
+        assert_eq!(
+            lines[1..lines.len() - 1].concat(),
+            base64(xml.as_bytes()),
+            "{text}"
+        );
     }
 }
