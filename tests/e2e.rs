@@ -1,7 +1,8 @@
 //! The end-to-end suite on a real container runtime: `tests/e2e/run` starts a private
 //! containerd with runc and the CNI bridge, builds the image with `ci/image` and the test
 //! stand-ins, and runs the journeys of tests/e2e/suite.py through CRI (an ephemeral container
-//! per kubectl debug profile, the node view, the DaemonSet, CI's check). It skips, saying why,
+//! per kubectl debug profile, the node view, the DaemonSet, CI's check, and the plugin's own
+//! `POD check` run through a stand-in kubectl backed by CRI). It skips, saying why,
 //! where the runtime is not installed or the user is not root; under CI=true that is a failure.
 //! `.ci/run` installs the runtime.
 // A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
