@@ -645,19 +645,32 @@ fn plugin(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run deploy/kubectl-podports")
 }
 
-/// `kubectl podports node NODE check`: the conformance check from a node debug pod, as root.
+/// `kubectl podports node NODE check`: the conformance check from a node debug pod, as root,
+/// made detached under a name of the plugin's (which it then follows, as `POD check`).
 #[test]
 fn plugin_checks_a_whole_node() {
     let img = image();
     let root = r#"3<<<'{"securityContext":{"runAsUser":0,"runAsNonRoot":false}}'"#;
     let base = format!(
-        "debug node/node-1 -i --image={img} --profile=sysadmin --custom=/dev/fd/3 --quiet -- \
-         podports check --all-pods --host-root /host"
+        "debug node/node-1 --attach=false --container=NAME --image={img} --profile=sysadmin \
+         --custom=/dev/fd/3 -- podports check --all-pods --host-root /host"
     );
+    // The generated name, podports-check-EPOCH-PID, as NAME.
+    let unname = |line: String| -> String {
+        line.split(' ')
+            .map(|w| match w.strip_prefix("--container=podports-check-") {
+                Some(n) if n.split('-').all(|d| d.parse::<u64>().is_ok()) => {
+                    "--container=NAME".to_string()
+                }
+                _ => w.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let run = |args: &[&str]| {
         let o = plugin(args, &[]);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
-        text(&o.stdout)
+        unname(text(&o.stdout))
     };
     assert_eq!(
         run(&["node", "node-1", "check", "--dry-run"]),
@@ -681,6 +694,30 @@ fn plugin_checks_a_whole_node() {
         format!(
             "kubectl --context=prod {base} --profile istiod --namespace istio-system -o json \
              {root}\n"
+        )
+    );
+    // Local files are sent (stdin open: -i), the JUnit comes back framed.
+    let dir = std::env::temp_dir().join(format!("podports-ship-node-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("podports.yaml");
+    fs::write(&file, "listen:\n  - port: 9080\n").unwrap();
+    let line = run(&[
+        "node",
+        "node-1",
+        "check",
+        "--dry-run",
+        "--expect",
+        file.to_str().unwrap(),
+        "--junit",
+        dir.join("out.xml").to_str().unwrap(),
+    ]);
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(
+        line,
+        format!(
+            "kubectl {} --expect {} --junit - --expect-bundle - {root}\n",
+            base.replace("--attach=false", "--attach=false -i"),
+            file.display()
         )
     );
     for bad in [
