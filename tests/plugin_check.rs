@@ -13,6 +13,7 @@ mod common;
 
 use common::plugin::{BAD, Cluster, FAILS, PASSES, pod_netns, text};
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn check_sends_local_files_writes_junit_here_and_exits_with_podports_code() {
     if !common::require_root(
@@ -179,6 +180,7 @@ fn check_sends_local_files_writes_junit_here_and_exits_with_podports_code() {
     assert!(c.calls().is_empty(), "{:?}", c.calls());
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_verdict_comes_from_the_pod_status_when_attach_says_0() {
     if !common::require_root("the_verdict_comes_from_the_pod_status_when_attach_says_0") {
@@ -219,6 +221,7 @@ fn the_verdict_comes_from_the_pod_status_when_attach_says_0() {
     assert!(stdout.contains("admin.yaml:3"), "{stdout}");
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn an_unpullable_image_ends_in_exit_3_within_the_timeout() {
     if !common::require_root("an_unpullable_image_ends_in_exit_3_within_the_timeout") {
@@ -256,6 +259,7 @@ fn an_unpullable_image_ends_in_exit_3_within_the_timeout() {
     );
 }
 
+#[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn a_refused_debug_container_ends_in_exit_3_with_the_admission_message() {
     if !common::require_root("a_refused_debug_container_ends_in_exit_3_with_the_admission_message")
