@@ -1842,3 +1842,103 @@ fn watch_names_the_container_of_a_connection_whose_process_is_gone() {
         "only {created} of 5 through the connection tracing"
     );
 }
+
+/// docs/check.md's example of `check --all-pods --profile auto`, as a person sees it at a
+/// terminal of 120 columns (a pty: `script`), from a simulated node of three pods: a sidecar
+/// whose Envoy admin listens on every address, a database with no mesh, and a hostNetwork pod.
+/// What changes from run to run (pids, the namespace's inode) is numbered in order of
+/// appearance; the golden file is tests/golden/check-node.txt (`PODPORTS_BLESS=1` refreshes it).
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn the_node_check_example() {
+    if !require_root("the_node_check_example") {
+        return;
+    }
+    let node = SimNode::new();
+    let root = node.root();
+    let ns = "bookshop";
+    let _sidecar = mesh_sidecar(&node, ns, "productpage-v1-7d4b9c-x2x7k", "0.0.0.0");
+    let mut db = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        ns,
+        "postgres-0",
+        &new_uid(),
+    );
+    let c = db.container(&node, "postgres");
+    db.run(c, "postgres", &["tcp-listen=0.0.0.0:5432"]);
+    let join_host = format!("setns=/proc/{}/ns/net", std::process::id());
+    let mut host = SimPod::new(
+        &node,
+        Layout::SystemdContainerd,
+        ns,
+        "node-exporter-x2",
+        &new_uid(),
+    );
+    let c = host.container(&node, "node-exporter");
+    host.run(c, "node_exporter", &[&join_host, "tcp-listen=127.0.0.1:0"]);
+
+    let command = format!(
+        "{} check --all-pods --host-root {} --profile auto --namespace {ns} --color never",
+        env!("CARGO_BIN_EXE_podports"),
+        root.display()
+    );
+    let o = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script (util-linux) runs podports on a terminal");
+    let screen = String::from_utf8(o.stdout).unwrap().replace("\r\n", "\n");
+    assert_eq!(o.status.code(), Some(1), "{screen}");
+    assert!(
+        screen.lines().all(|l| l.chars().count() <= 120),
+        "wider than the terminal:\n{screen}"
+    );
+    common::golden::golden("check-node.txt", &stable_numbers(&screen));
+}
+
+/// Pids (`name[1234]`) become 101, 102, ... and namespace inodes 4026532001, ... in order of
+/// first appearance.
+fn stable_numbers(text: &str) -> String {
+    let mut pids: Vec<String> = Vec::new();
+    let mut inodes: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..digits]);
+        rest = &rest[digits..];
+        let len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number = &rest[..len];
+        // `envoy[4102]` is a pid; `[1]` after a space is a note's number.
+        let after_bracket = out.ends_with('[')
+            && out[..out.len() - 1]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            && rest[len..].starts_with(']');
+        let mapped = if after_bracket {
+            let at = pids.iter().position(|p| p == number).unwrap_or_else(|| {
+                pids.push(number.to_string());
+                pids.len() - 1
+            });
+            (101 + at).to_string()
+        } else if number.len() == 10 && number.starts_with("4026") {
+            let at = inodes.iter().position(|p| p == number).unwrap_or_else(|| {
+                inodes.push(number.to_string());
+                inodes.len() - 1
+            });
+            (4026532001 + at).to_string()
+        } else {
+            number.to_string()
+        };
+        out.push_str(&mapped);
+        rest = &rest[len..];
+    }
+    out
+}

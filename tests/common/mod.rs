@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod golden;
 pub mod plugin;
 
 use std::ffi::OsStr;
