@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::classify::{Classification, classify};
 use crate::error::Error;
-use crate::model::{Holder, Kind, Socket, Unowned};
-use crate::sys::procfs::{self, FdWalk, Owners, ProcRoot, Walk};
+use crate::model::{FdWalk, Holder, Kind, Socket, Unowned};
+use crate::sys::procfs::{self, Owners, ProcRoot, Walk};
 use crate::unowned;
 
 /// Starts the walk of the target namespace's processes, which needs no list of sockets: it

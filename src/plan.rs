@@ -8,14 +8,13 @@ use std::time::Duration;
 use crate::check::run::{self as check, Input, Output as CheckOutput};
 use crate::cli::{Cli, Command, FdWalkArg, LookArgs, Output, SourceArg, TargetArgs};
 use crate::error::Error;
-use crate::model::Proto;
+use crate::model::{FdWalk, Proto};
 use crate::probe::run as probe;
 use crate::render::columns::Layout;
 use crate::render::graph::Format as GraphFormat;
 use crate::render::table::Detail;
 use crate::request::{Filters, Request, Source, Target};
 use crate::sys::node::HostRoot;
-use crate::sys::procfs::FdWalk;
 use crate::watch::run::View;
 
 /// What one run of podports does.

@@ -32,13 +32,12 @@ use podports::check::eval::Report;
 use podports::check::expect::{self, Format};
 use podports::inspect;
 use podports::listing::{self, Inspection};
-use podports::model::{Endpoint, RawText};
+use podports::model::{Endpoint, FdWalk, RawText};
 use podports::render::columns::Layout;
 use podports::render::table::{self, Detail};
 use podports::render::{check, json, watch};
 use podports::request::{Filters, Request, Source, Target};
 use podports::sys::node::HostRoot;
-use podports::sys::procfs::FdWalk;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

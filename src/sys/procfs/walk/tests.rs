@@ -2,7 +2,8 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
-use crate::sys::procfs::{FdWalk, ProcRoot};
+use crate::model::FdWalk;
+use crate::sys::procfs::ProcRoot;
 
 fn inode_of(sock: &impl AsRawFd) -> u64 {
     std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
