@@ -1,12 +1,11 @@
 //! Reading `/proc` (or a host's `/proc` mounted elsewhere): facts about processes, the
-//! network namespace each is in, and `/proc/<pid>/net/*` text for the fallback. Which process
-//! holds which socket is found by the walk (walk.rs: `/proc/*/fd`, or the kernel's fd tables
-//! through kernel.rs). Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is
-//! written, ever.
+//! network namespace each is in, and `/proc/<pid>/net/*` text for the fallback; for the walk
+//! `attribute` drives, the fd tables (fds.rs: `/proc/<pid>/fd`) and the kernel's (kernel.rs).
+//! Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is written, ever.
 #![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
+mod fds;
 mod kernel;
-mod walk;
 
 use std::ffi::{CStr, OsStr};
 use std::fs;
@@ -22,7 +21,7 @@ use crate::model::{FdWalk, ProcessInfo, RawText};
 use crate::parse::proc_pid;
 use crate::unowned;
 
-pub use walk::{Owners, Walk, threads};
+pub use fds::{SocketFd, Tree};
 
 /// A `/proc` tree.
 #[derive(Debug, Clone)]
