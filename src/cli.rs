@@ -289,7 +289,7 @@ impl clap::builder::TypedValueParser for ProfileName {
                 .iter()
                 .map(|p| clap::builder::PossibleValue::new(p.name))
                 .chain(std::iter::once(
-                    clap::builder::PossibleValue::new(crate::check::node::AUTO)
+                    clap::builder::PossibleValue::new(crate::check::profiles::AUTO)
                         .help("with --all-pods: each pod's profile from what runs in it"),
                 )),
         ))

@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod command;
 pub mod dump;
 pub mod duration;
 pub mod error;

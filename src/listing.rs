@@ -2,9 +2,8 @@
 //! and the order sockets are listed in. Plain data for `render`, `check`, `probe` and `watch`;
 //! nothing here reads the system.
 
-use crate::model::{PodRef, Socket};
+use crate::model::{FdWalk, PodRef, Socket};
 use crate::request::Source;
-use crate::sys::procfs::FdWalk;
 
 /// The namespace looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]

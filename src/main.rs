@@ -11,23 +11,20 @@
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 
 use podports::catalog::Catalog;
-use podports::check;
 use podports::cli::Cli;
+use podports::command::{self, Failure};
 use podports::error::Error;
+use podports::generate;
 use podports::inspect;
 use podports::plan::{Plan, Show, Terminal};
 use podports::render::{self, table::Detail};
-use podports::request::Request;
 use podports::sweep;
 use podports::sys::files;
-use podports::sys::output::{self, Waited};
-use podports::watch::run::{Closing, Next, Stop, View};
-use podports::{generate, probe, watch};
+use podports::sys::output;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -50,32 +47,6 @@ fn main() -> ExitCode {
         Err(Failure::Error(e)) => {
             let _ = writeln!(io::stderr(), "podports: {e}");
             ExitCode::from(e.exit_code() as u8)
-        }
-    }
-}
-
-enum Failure {
-    Error(Error),
-    /// stdout was closed by the reader.
-    Closed,
-    /// `check` ran and an expectation does not hold, or `probe` ran and a port did not
-    /// answer (exit 1).
-    ChecksFailed,
-    Io(io::Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Failure {
-        Failure::Error(e)
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            Failure::Closed
-        } else {
-            Failure::Io(e)
         }
     }
 }
@@ -132,17 +103,17 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Plan::Check(plan) => {
-            if !check::run::run(&plan, &catalog, &mut out)? {
+        Plan::Check { plan, show } => {
+            if !command::check::run(&plan, show, &catalog, &mut out)? {
                 return Err(Failure::ChecksFailed);
             }
         }
-        Plan::Probe { plan, show } => return run_probe(&plan, show, &catalog, &mut out),
+        Plan::Probe { plan, show } => return command::probe::run(&plan, show, &catalog, &mut out),
         Plan::Watch {
             request,
             every,
             view,
-        } => return run_watch(&request, every, view, &catalog, &mut out),
+        } => return command::watch::run(&request, every, view, &catalog, &mut out),
         Plan::Graph {
             request,
             format,
@@ -171,74 +142,4 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// `probe`: the report, then exit 1 when a port did not answer (a closed stdout does not
-/// change that).
-fn run_probe(
-    plan: &probe::run::Plan,
-    show: Show,
-    catalog: &Catalog,
-    out: &mut impl Write,
-) -> Result<(), Failure> {
-    let report = probe::run::probe(plan, catalog)?;
-    let written = match show {
-        Show::Json => render::probe::write_json(out, &report),
-        Show::Table { detail, layout } => render::probe::write_table(out, &report, detail, layout),
-    }
-    .and_then(|()| out.flush());
-    if !report.passed() {
-        return Err(Failure::ChecksFailed);
-    }
-    Ok(written?)
-}
-
-/// `--watch`: the listing again every `every` until Ctrl-C, a failed look (exit 3), or the
-/// reader of stdout going away (exit 0, even when nothing was written for a while).
-fn run_watch(
-    request: &Request,
-    every: Duration,
-    view: View,
-    catalog: &Catalog,
-    out: &mut impl Write,
-) -> Result<(), Failure> {
-    let stdout = io::stdout();
-    let wait = |d| match output::wait_unless_hung_up(stdout.as_fd(), d) {
-        Waited::Elapsed => Next::Again,
-        Waited::HungUp => Next::Done,
-    };
-    let look = || inspect::inspect(request, catalog);
-    let mut opened = watch::events::open(request)?;
-    for w in &opened.warnings {
-        let _ = writeln!(io::stderr(), "podports: warning: {w}");
-    }
-    // Who connected what no look saw: only worth loading when there are events to match.
-    let mut tracing = opened
-        .feed
-        .as_ref()
-        .map_err(|why| why.clone())
-        .and_then(|_| watch::events::Tracing::load(request));
-    if let (Ok(_), Err(why)) = (&opened.feed, &tracing) {
-        let _ = writeln!(
-            io::stderr(),
-            "podports: warning: owners of connections no look saw are unknown: {why}"
-        );
-    }
-    let tracing_off = tracing.as_ref().err().cloned();
-    let closing = match opened.feed.as_mut() {
-        Ok(f) => Closing::events(
-            || f.drain(),
-            |cookie| tracing.as_mut().ok().and_then(|t| t.created(cookie)),
-            &request.filters,
-            catalog,
-            opened.buffer_note,
-            tracing_off,
-        ),
-        Err(why) => Closing::off(why.clone(), catalog),
-    };
-    let (closing, err) = (Some(closing), &mut io::stderr());
-    watch::run::watch_closing(look, wait, every, view, closing, out, err).map_err(|e| match e {
-        Stop::Target(e) => Failure::Error(e),
-        Stop::Output(e) => Failure::from(e),
-    })
 }

@@ -451,3 +451,29 @@ impl Socket {
             && matches!(self.remote, Endpoint::UnixPeer { peer_inode: None })
     }
 }
+
+/// How the holders of sockets are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FdWalk {
+    /// In the kernel (`Bpf`) when that is allowed and works, else through `/proc`.
+    #[default]
+    Auto,
+    /// A BPF `task_file` iterator reads every process's fd table in the kernel, in one pass
+    /// (`fd_iter`, `sys::bpf`). Only where it sees what `/proc` would show: in the initial pid
+    /// namespace, with its `/proc`, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (or
+    /// CAP_DAC_OVERRIDE), each holder then checked as `/proc` would (`as_proc_shows`);
+    /// loading it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
+    Bpf,
+    /// `readlink` of every `/proc/<pid>/fd/<n>`, as ss and lsof do.
+    Proc,
+}
+
+impl FdWalk {
+    pub fn name(self) -> &'static str {
+        match self {
+            FdWalk::Auto => "auto",
+            FdWalk::Bpf => "bpf",
+            FdWalk::Proc => "proc",
+        }
+    }
+}

@@ -5,18 +5,17 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use crate::check::run::{self as check, Input, Output as CheckOutput};
+use crate::check::run::{self as check, Input};
 use crate::cli::{Cli, Command, FdWalkArg, LookArgs, Output, SourceArg, TargetArgs};
 use crate::error::Error;
-use crate::model::Proto;
+use crate::model::{FdWalk, Proto};
 use crate::probe::run as probe;
 use crate::render::columns::Layout;
 use crate::render::graph::Format as GraphFormat;
 use crate::render::table::Detail;
+use crate::render::watch::View;
 use crate::request::{Filters, Request, Source, Target};
 use crate::sys::node::HostRoot;
-use crate::sys::procfs::FdWalk;
-use crate::watch::run::View;
 
 /// What one run of podports does.
 #[derive(Debug, Clone)]
@@ -30,7 +29,7 @@ pub enum Plan {
         show: Show,
     },
     /// `check`: expectations against the target's listeners.
-    Check(check::Plan),
+    Check { plan: check::Plan, show: Show },
     /// `probe`: one GET to each mesh HTTP port of the target.
     Probe { plan: probe::Plan, show: Show },
     /// `--watch`: the listing again every `every`.
@@ -93,29 +92,21 @@ impl Plan {
                 junit,
                 target,
                 look,
-            }) => Plan::Check(check::Plan {
-                request: check_request(target)?,
-                inputs: profile
-                    .iter()
-                    .cloned()
-                    .map(Input::Profile)
-                    .chain(expect.iter().cloned().map(Input::File))
-                    .collect(),
-                wait: *wait,
-                junit: junit.clone(),
-                bundle: expect_bundle.clone(),
-                output: match show(look, term, no_color)? {
-                    Show::Table {
-                        detail: Detail::Normal,
-                        layout,
-                    } => CheckOutput::Table(layout),
-                    Show::Table {
-                        detail: Detail::Wide,
-                        layout,
-                    } => CheckOutput::Wide(layout),
-                    Show::Json => CheckOutput::Json,
+            }) => Plan::Check {
+                plan: check::Plan {
+                    request: check_request(target)?,
+                    inputs: profile
+                        .iter()
+                        .cloned()
+                        .map(Input::Profile)
+                        .chain(expect.iter().cloned().map(Input::File))
+                        .collect(),
+                    wait: *wait,
+                    junit: junit.clone(),
+                    bundle: expect_bundle.clone(),
                 },
-            }),
+                show: show(look, term, no_color)?,
+            },
             Some(Command::Probe {
                 timeout,
                 port,

@@ -2,9 +2,8 @@
 //! where the host's files are. Plain data, built from the command line by `plan`; nothing here
 //! reads the system.
 
-use crate::model::{Proto, Socket};
+use crate::model::{FdWalk, Proto, Socket};
 use crate::sys::node::HostRoot;
-use crate::sys::procfs::FdWalk;
 
 /// Which network namespace to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,14 +10,14 @@ use crate::catalog::Catalog;
 use crate::dump;
 use crate::error::Error;
 use crate::listing::{self, Inspection, NetnsInfo, Sweep};
-use crate::model::{PodRef, Socket};
+use crate::model::{FdWalk, PodRef, Socket};
 use crate::place;
 use crate::pods::LivePod;
 use crate::pods::scan::scan;
 use crate::request::{Request, Source};
 use crate::resolve;
 use crate::sys::node as sysnode;
-use crate::sys::procfs::{FdWalk, ProcRoot};
+use crate::sys::procfs::ProcRoot;
 
 /// One network namespace of the sweep, before attribution.
 struct Group {

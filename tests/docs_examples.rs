@@ -33,13 +33,12 @@ use podports::check::eval::Report;
 use podports::check::expect::{self, Format};
 use podports::inspect;
 use podports::listing::{self, Inspection};
-use podports::model::{Endpoint, RawText};
+use podports::model::{Endpoint, FdWalk, RawText};
 use podports::render::columns::Layout;
 use podports::render::table::{self, Detail};
 use podports::render::{check, json, watch};
 use podports::request::{Filters, Request, Source, Target};
 use podports::sys::node::HostRoot;
-use podports::sys::procfs::FdWalk;
 
 /// Every `<!-- example NAME -->` in the docs names a golden file, and every golden file this
 /// test writes is shown somewhere (the graph branch's own goldens are not named `example`).

@@ -21,11 +21,10 @@ use dotparse::Dot;
 use podports::catalog::Catalog;
 use podports::inspect;
 use podports::listing::Inspection;
-use podports::model::{Endpoint, Proto, State, UnixName};
+use podports::model::{Endpoint, FdWalk, Proto, State, UnixName};
 use podports::render::graph::{self, Format, bind_label};
 use podports::request::{Filters, Request, Source, Target};
 use podports::sys::node::HostRoot;
-use podports::sys::procfs::FdWalk;
 
 /// The listing of a namespace, in-process, as `podports --netns NAME` makes it.
 fn listing(ns: &Netns) -> Inspection {

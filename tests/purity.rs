@@ -2,7 +2,8 @@
 //! and namespace I/O, and only `src/sys/` allows it. These tests make sure the rule still
 //! bites: clippy run on a small crate laid out like ours, with our clippy.toml, must flag each
 //! kind of I/O outside `sys` and nothing inside it; and no module of ours but `sys` may allow
-//! the lints.
+//! the lints. The layers too: no `crate::` path under src/ goes up ARCHITECTURE.md's layers,
+//! and no two modules import each other.
 // A test: it makes files and runs cargo (clippy.toml keeps them in sys/).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -245,4 +246,241 @@ fn clippy_toml_covers_files_sockets_and_processes() {
             "clippy.toml lets the type {must} through"
         );
     }
+}
+
+/// The layers of ARCHITECTURE.md ("What may call what"), bottom first: a module may name
+/// (`crate::x`) only modules of its own layer or below, and no two may name each other, even
+/// through others. `main.rs` (the binary, on top of everything) and `lib.rs` (which declares
+/// them) are not in it.
+const LAYERS: &[&[&str]] = &[
+    &["model", "error", "escape", "duration"],
+    &["parse", "catalog", "classify", "unowned"],
+    &["sys"],
+    &["pods", "request", "listing"],
+    &["resolve", "dump", "attribute", "place", "annotate"],
+    &["inspect", "sweep"],
+    &["check", "watch", "probe"],
+    &["render"],
+    &["cli", "plan", "generate"],
+    &["command", "fuzz_targets"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// The top-level modules `text` names as `crate::x` or `crate::{x, y::z}`, outside comments.
+fn named_modules(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + "crate::".len()..];
+            // `podports_crate::x` or `my_crate::x` are not ours.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            if let Some(group) = rest.strip_prefix('{') {
+                // Top-level names of the group: those at brace depth 0.
+                let mut depth = 0;
+                let mut name = String::new();
+                let mut at_start = true;
+                for c in group.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => at_start = true,
+                        c if depth == 0 && at_start && (c.is_alphanumeric() || c == '_') => {
+                            name.push(c)
+                        }
+                        _ if !name.is_empty() => {
+                            found.push(std::mem::take(&mut name));
+                            at_start = false;
+                        }
+                        _ => {}
+                    }
+                }
+                if !name.is_empty() {
+                    found.push(name);
+                }
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    found.push(name);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_module_parser_finds_plain_and_grouped_paths_not_comments() {
+    let text = "use crate::model::Socket;\n\
+                use crate::{escape::escape, render::{json, table}};\n\
+                // crate::plan in a comment\n\
+                let x = crate::sys::files::read(p);\n\
+                use other_crate::thing;\n";
+    assert_eq!(
+        named_modules(text),
+        ["model", "escape", "render", "sys"],
+        "one name per module named, in order"
+    );
+}
+
+/// Which top-level module a file under src/ belongs to (`None`: lib.rs, main.rs).
+fn module_of(file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root().join("src")).unwrap();
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    match first {
+        "lib.rs" | "main.rs" => None,
+        f => Some(f.trim_end_matches(".rs").to_string()),
+    }
+}
+
+/// Module -> (module it names, the file that does), over every file under src/.
+fn imports() -> Vec<(String, String, String)> {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    files.sort();
+    let mut edges = Vec::new();
+    for file in &files {
+        let Some(from) = module_of(file) else {
+            continue;
+        };
+        let text = fs::read_to_string(file).unwrap();
+        let shown = file.strip_prefix(root()).unwrap().display().to_string();
+        for to in named_modules(&text) {
+            if to != from {
+                edges.push((from.clone(), to, shown.clone()));
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn no_module_imports_one_above_it() {
+    let edges = imports();
+    assert!(edges.len() > 100, "found only {} imports", edges.len());
+    let mut unplaced: Vec<String> = Vec::new();
+    let mut upward: Vec<String> = Vec::new();
+    for (from, to, file) in &edges {
+        for m in [from, to] {
+            if layer_of(m).is_none() && !unplaced.contains(m) {
+                unplaced.push(m.clone());
+            }
+        }
+        if let (Some(f), Some(t)) = (layer_of(from), layer_of(to))
+            && t > f
+        {
+            upward.push(format!(
+                "{file}: {from} (layer {}) imports {to} (layer {})",
+                f + 1,
+                t + 1
+            ));
+        }
+    }
+    upward.dedup();
+    assert!(
+        unplaced.is_empty(),
+        "modules in no layer: {unplaced:?}; place them in ARCHITECTURE.md's \"What may call \
+         what\" and in LAYERS here"
+    );
+    assert!(
+        upward.is_empty(),
+        "imports that go up the layers (ARCHITECTURE.md, \"What may call what\"):\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn no_two_modules_import_each_other() {
+    let edges = imports();
+    let mut graph: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (from, to, _) in &edges {
+        graph.entry(from).or_default().insert(to);
+    }
+    // Every cycle, found from each module by a depth-first walk over what it names.
+    let mut cycles = Vec::new();
+    for start in graph.keys() {
+        let mut stack = vec![(*start, vec![*start])];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in graph.get(at).into_iter().flatten() {
+                if next == start {
+                    let mut cycle = path.clone();
+                    cycle.push(next);
+                    cycles.push(cycle.join(" -> "));
+                } else if seen.insert(*next) {
+                    let mut longer = path.clone();
+                    longer.push(next);
+                    stack.push((next, longer));
+                }
+            }
+        }
+    }
+    let files = |from: &str, to: &str| -> Vec<&str> {
+        edges
+            .iter()
+            .filter(|(f, t, _)| f == from && t == to)
+            .map(|(_, _, file)| file.as_str())
+            .collect()
+    };
+    assert!(
+        cycles.is_empty(),
+        "modules that import each other:\n{}\n(first link named in {:?})",
+        cycles.join("\n"),
+        cycles
+            .first()
+            .and_then(|c| {
+                let mut it = c.split(" -> ");
+                Some(files(it.next()?, it.next()?))
+            })
+            .unwrap_or_default()
+    );
+}
+
+#[test]
+fn architecture_md_lists_the_same_layers() {
+    let text = fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let section = text
+        .split("## What may call what")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("ARCHITECTURE.md has a \"What may call what\" section");
+    // `N. `a`, `b/`, ...: what they are`: the names before the first colon.
+    let listed: Vec<Vec<String>> = section
+        .lines()
+        .filter(|l| {
+            l.split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .map(|l| {
+            let head = l.split_once(": ").map_or(l, |(h, _)| h);
+            head.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|name| name.trim_end_matches('/').to_string())
+                .collect()
+        })
+        .collect();
+    let ours: Vec<Vec<String>> = LAYERS
+        .iter()
+        .map(|l| l.iter().map(|m| m.to_string()).collect())
+        .collect();
+    assert_eq!(
+        listed, ours,
+        "ARCHITECTURE.md's layers and this test's LAYERS must agree"
+    );
 }

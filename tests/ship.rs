@@ -614,7 +614,7 @@ fn the_conformance_job_checks_every_pod_of_one_node() {
     let cli = Cli::try_parse_from(std::iter::once("podports".to_string()).chain(args))
         .unwrap_or_else(|e| panic!("podports does not take the args: {e}"));
     let plan = Plan::new(&cli, podports::plan::Terminal::default(), None).unwrap();
-    let Plan::Check(check) = plan else {
+    let Plan::Check { plan: check, show } = plan else {
         panic!("the args do not plan a check: {plan:?}");
     };
     assert!(matches!(
@@ -625,7 +625,7 @@ fn the_conformance_job_checks_every_pod_of_one_node() {
         check.inputs,
         [podports::check::run::Input::Profile("auto".into())]
     );
-    assert_eq!(check.output, podports::check::run::Output::Json);
+    assert_eq!(show, podports::plan::Show::Json);
     assert!(
         read("deploy/conformance-job.yaml").contains(
             "sed 's/NODE_NAME/node-1/g' deploy/conformance-job.yaml | kubectl apply -f -"

@@ -1,77 +1,24 @@
 //! `check --all-pods`: every pod of the node checked in one sweep (one dump per network
 //! namespace, one fd walk for the node), against the command line's profiles and files or,
 //! with `--profile auto`, the profile each pod's mesh processes call for. I/O only through
-//! the sweep, the families read and the clock; never runs the single-pod path per pod.
+//! the sweep, the files, the families read and the clock; never runs the single-pod path per
+//! pod, never writes (`command::check` shows the `NodeReport`).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
 use crate::check::auto;
 use crate::check::bundle::Bundle;
-use crate::check::eval::{Report, Waited};
+use crate::check::eval::{NodeReport, PodCheck, Report, Verdict, Waited};
 use crate::check::expect::{self, Expectations, Format};
 use crate::check::profiles;
-use crate::check::run::{self, Input, Output, Plan};
+use crate::check::run::{self, Input, Plan};
 use crate::error::Error;
 use crate::listing::{Inspection, Sweep};
 use crate::model::PodRef;
-use crate::render::{check as render, junit};
 use crate::request::{Request, Target};
 use crate::sweep;
-
-/// The name `--profile auto` goes by.
-pub const AUTO: &str = "auto";
-
-/// What happened to one pod.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    /// Checked: the report of its expectations.
-    Checked(Report),
-    /// `--profile auto` found no mesh process: nothing expected, nothing checked.
-    Unchecked,
-    /// A hostNetwork pod: its namespace is the node's, not the pod's; not checked.
-    HostNetwork,
-}
-
-/// One pod of the node and its verdict.
-#[derive(Debug, Clone)]
-pub struct PodCheck {
-    /// `pod default/productpage-v1`, as the listing names it.
-    pub label: String,
-    pub pod: Option<PodRef>,
-    /// The profiles and files it was checked against.
-    pub sources: Vec<String>,
-    /// Under `--profile auto`: what the choice rests on.
-    pub auto: Option<String>,
-    pub verdict: Verdict,
-}
-
-impl PodCheck {
-    /// Checked and every expectation holds, or not checked at all.
-    pub fn passed(&self) -> bool {
-        match &self.verdict {
-            Verdict::Checked(r) => r.passed(),
-            Verdict::Unchecked | Verdict::HostNetwork => true,
-        }
-    }
-}
-
-/// Every pod of the node.
-#[derive(Debug, Clone, Default)]
-pub struct NodeReport {
-    pub pods: Vec<PodCheck>,
-    /// Pods the sweep skipped (exited, namespace refused) and why.
-    pub warnings: Vec<String>,
-}
-
-impl NodeReport {
-    /// No checked pod fails (UNKNOWN owners count as failures).
-    pub fn passed(&self) -> bool {
-        self.pods.iter().all(PodCheck::passed)
-    }
-}
 
 /// The expectations of every pod, or `auto`.
 enum Expect {
@@ -79,64 +26,29 @@ enum Expect {
     Auto(BTreeMap<&'static str, Expectations>),
 }
 
-/// Runs `check --all-pods`; returns whether every checked pod passed. Errors: usage (exit 2)
-/// or a node that cannot be read (exit 3).
-pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
+/// Checks every pod of the node (of `--namespace`): the expectations loaded once, then the
+/// node swept and each pod evaluated, again under `--wait` while some pod fails. Errors: usage
+/// (exit 2) or a node that cannot be read (exit 3).
+pub fn check(plan: &Plan, catalog: &Catalog) -> Result<NodeReport, Error> {
     let Target::AllPods { namespace } = &plan.request.target else {
         return Err(Error::Usage("check --all-pods without --all-pods".into()));
     };
     let bundle = plan.bundle.as_deref().map(run::read_bundle).transpose()?;
     let expect = expectations(&plan.inputs, bundle.as_ref())?;
-    let report = check_node(
+    check_node(
         &plan.request,
         namespace.as_deref(),
         &expect,
         plan.wait,
         catalog,
-    )?;
-    let mut framed = None;
-    if let Some(path) = &plan.junit {
-        let mut xml = Vec::new();
-        if path.as_os_str() == "-" {
-            junit::write_node(&mut xml, &report)
-                .map_err(|e| Error::Usage(format!("--junit -: {e}")))?;
-            framed = Some(xml);
-        } else {
-            junit::write_node(&mut xml, &report)
-                .and_then(|()| crate::sys::files::write(path, &xml))
-                .map_err(|e| {
-                    Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
-                })?;
-        }
-    }
-    let written = match plan.output {
-        Output::Json => render::write_node_json_lines(out, &report),
-        Output::Table(layout) => render::write_node_table(out, &report, false, layout),
-        Output::Wide(layout) => render::write_node_table(out, &report, true, layout),
-    }
-    .and_then(|()| match &framed {
-        Some(xml) => junit::write_framed(out, xml),
-        None => Ok(()),
-    })
-    .and_then(|()| out.flush());
-    if plan.output == Output::Json {
-        for w in &report.warnings {
-            let _ = writeln!(io::stderr(), "podports: warning: {w}");
-        }
-    }
-    match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Error::Usage(format!("writing output: {e}")))
-        }
-        _ => Ok(report.passed()),
-    }
+    )
 }
 
 /// `--profile auto` alone, or profiles and files (loaded once, for every pod).
 fn expectations(inputs: &[Input], bundle: Option<&Bundle>) -> Result<Expect, Error> {
     let auto = inputs
         .iter()
-        .any(|i| matches!(i, Input::Profile(p) if p == AUTO));
+        .any(|i| matches!(i, Input::Profile(p) if p == profiles::AUTO));
     if !auto {
         let (exp, sources) = run::load_from(inputs, bundle)?;
         return Ok(Expect::Given(exp, sources));

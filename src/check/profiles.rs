@@ -10,6 +10,10 @@ pub struct Profile {
     pub text: &'static str,
 }
 
+/// The name `--profile auto` goes by: not a profile, each pod's own choice of one under
+/// `--all-pods` (`check::auto`).
+pub const AUTO: &str = "auto";
+
 /// Every built-in profile, in the order help and errors list them.
 pub const ALL: &[Profile] = &[
     Profile {

@@ -1,8 +1,8 @@
-//! The `check` command end to end: read the profiles and files, inspect the target (again and
-//! again under `--wait`), evaluate, write the JUnit file and the report. The only part of
-//! `check` that does I/O: files, the inspection, the clock and the progress line.
-
-use std::io::{self, IsTerminal, Write};
+//! The check of one target, short of showing it: the profiles and files loaded (or taken from
+//! `--expect-bundle`), the target inspected and evaluated, again and again under `--wait`, and
+//! the address families `bind: wildcard` needs. Reads files and the target, never writes:
+//! `command::check` shows the progress line and writes the report.
+use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,6 @@ use crate::check::profiles;
 use crate::error::Error;
 use crate::escape::escape;
 use crate::inspect;
-use crate::render::columns::Layout;
-use crate::render::{check as report, junit};
 use crate::request::Request;
 
 /// Where expectations come from: `--profile NAME`, `--expect FILE`.
@@ -23,14 +21,6 @@ use crate::request::Request;
 pub enum Input {
     Profile(String),
     File(PathBuf),
-}
-
-/// How the verdict is printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Table(Layout),
-    Wide(Layout),
-    Json,
 }
 
 /// A validated `check` command line.
@@ -45,23 +35,24 @@ pub struct Plan {
     /// `--expect-bundle FILE|-`: the `--expect` files come from this bundle, not the file
     /// system (the kubectl plugin streams them on stdin).
     pub bundle: Option<PathBuf>,
-    pub output: Output,
 }
 
 /// How often `--wait` looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Runs the check; returns whether every expectation holds. Errors are usage or input errors
-/// (exit 2: a malformed file, an unknown profile) or an unreachable target (exit 3). A closed
-/// stdout does not change the verdict.
-pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool, Error> {
-    if matches!(plan.request.target, crate::request::Target::AllPods { .. }) {
-        return crate::check::node::run(plan, catalog, out);
-    }
+/// Checks one target: the expectations loaded, then the target inspected and evaluated once,
+/// or under `--wait` until every expectation holds (`progress` is told each failing look).
+/// Errors are usage or input errors (exit 2: a malformed file, an unknown profile) or an
+/// unreachable target (exit 3).
+pub fn check(
+    plan: &Plan,
+    catalog: &Catalog,
+    progress: &mut dyn FnMut(Poll<'_>),
+) -> Result<Report, Error> {
     if plan
         .inputs
         .iter()
-        .any(|i| matches!(i, Input::Profile(p) if p == crate::check::node::AUTO))
+        .any(|i| matches!(i, Input::Profile(p) if p == profiles::AUTO))
     {
         return Err(Error::Usage(
             "--profile auto picks each pod's profile on a node: it goes with --all-pods".into(),
@@ -69,8 +60,7 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
     }
     let bundle = plan.bundle.as_deref().map(read_bundle).transpose()?;
     let (exp, sources) = load_from(&plan.inputs, bundle.as_ref())?;
-    let mut terminal = Progress::new(io::stderr().is_terminal());
-    let report = check_until(
+    check_until(
         plan.wait,
         POLL_INTERVAL,
         || {
@@ -80,40 +70,8 @@ pub fn run(plan: &Plan, catalog: &Catalog, out: &mut impl Write) -> Result<bool,
             r.warnings.extend(warning);
             Ok(r)
         },
-        &mut |p| terminal.show(p),
-    )?;
-    let mut framed = None;
-    if let Some(path) = &plan.junit {
-        let mut xml = Vec::new();
-        if path.as_os_str() == "-" {
-            junit::write(&mut xml, &report).map_err(|e| Error::Usage(format!("--junit -: {e}")))?;
-            framed = Some(xml);
-        } else {
-            junit::write(&mut xml, &report)
-                .and_then(|()| crate::sys::files::write(path, &xml))
-                .map_err(|e| {
-                    Error::Usage(format!("--junit {}: cannot write it: {e}", path.display()))
-                })?;
-        }
-    }
-    let written = match plan.output {
-        Output::Json => serde_json::to_writer_pretty(&mut *out, &report::document(&report))
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out)),
-        Output::Table(layout) => report::write_table(out, &report, false, layout),
-        Output::Wide(layout) => report::write_table(out, &report, true, layout),
-    }
-    .and_then(|()| match &framed {
-        Some(xml) => junit::write_framed(out, xml),
-        None => Ok(()),
-    })
-    .and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Error::Usage(format!("writing output: {e}")))
-        }
-        _ => Ok(report.passed()),
-    }
+        progress,
+    )
 }
 
 /// The address families of the target's namespace (its interface addresses, read inside it),
@@ -345,62 +303,6 @@ pub fn check_until(
             }
         }
         std::thread::sleep(interval.min(limit.saturating_sub(elapsed)));
-    }
-}
-
-/// The progress line of `--wait`: on stderr, only when it is a terminal, rewritten in place
-/// and cleared at the end.
-struct Progress {
-    active: bool,
-    shown: bool,
-}
-
-impl Progress {
-    fn new(active: bool) -> Progress {
-        Progress {
-            active,
-            shown: false,
-        }
-    }
-
-    fn show(&mut self, p: Poll<'_>) {
-        if !self.active {
-            return;
-        }
-        let line = match p {
-            Poll::Done => {
-                if self.shown {
-                    let _ = write!(io::stderr(), "\r\x1b[K");
-                }
-                self.shown = false;
-                return;
-            }
-            Poll::Failing {
-                report,
-                elapsed,
-                limit,
-            } => {
-                let failing: Vec<String> = report
-                    .outcomes
-                    .iter()
-                    .filter(|o| o.failed())
-                    .map(|o| o.title())
-                    .collect();
-                report::wait_line(report::Waiting::Failing(&failing), elapsed, limit)
-            }
-            Poll::Unreachable {
-                error,
-                elapsed,
-                limit,
-            } => report::wait_line(
-                report::Waiting::Unreachable(&error.to_string()),
-                elapsed,
-                limit,
-            ),
-        };
-        let _ = write!(io::stderr(), "\r\x1b[K{line}");
-        let _ = io::stderr().flush();
-        self.shown = true;
     }
 }
 

@@ -6,8 +6,7 @@
 
 use std::io::{self, Write};
 
-use crate::check::eval::{Outcome, Report, Status};
-use crate::check::node::{NodeReport, Verdict};
+use crate::check::eval::{NodeReport, Outcome, Report, Status, Verdict};
 
 /// Writes the report as one JUnit XML document.
 pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {

@@ -8,10 +8,9 @@ use std::net::IpAddr;
 
 use crate::escape::{endpoint, escape};
 use crate::listing::Inspection;
-use crate::model::{ContainerRef, Endpoint, Holder, PodRef, Role, Socket, State};
+use crate::model::{ContainerRef, Endpoint, FdWalk, Holder, PodRef, Role, Socket, State};
 use crate::render::columns::{self, Cell, Column, Layout, Paint, Row};
 use crate::request::Source;
-use crate::sys::procfs::FdWalk;
 
 /// How much to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

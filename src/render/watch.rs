@@ -15,6 +15,15 @@ use crate::render::json::{SocketDoc, socket_doc};
 use crate::render::table::{self, Detail};
 use crate::watch::{Diff, Key};
 
+/// How changes are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Redraw the listing with markers (stdout is a terminal, `-o table|wide`).
+    Screen { detail: Detail, layout: Layout },
+    /// One JSON line per change (`-o json`, or stdout is not a terminal).
+    JsonLines,
+}
+
 /// One line of `--watch` JSON Lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchEvent {

@@ -1,10 +1,10 @@
 //! `--watch`: what changed in a namespace between two looks. PURE: two listings in, the sockets
 //! that appeared and those that disappeared out, in a stable order; never reads the system.
-//! `run` does the looking again (and the waiting); `render::watch` shows the changes.
+//! `command::watch` does the looking again (and the waiting); `render::watch` shows the
+//! changes.
 
 pub mod closed;
 pub mod events;
-pub mod run;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,7 +7,8 @@
 //! to it: it still receives). Several SO_REUSEPORT sockets on one address (one per
 //! Envoy worker) are one listening port: they are grouped, never counted as extras.
 //!
-//! The outcome model and the report are here; the rules that decide each outcome are in
+//! The outcome model and the reports (one pod's, and `NodeReport`: every pod of a node) are
+//! here; the rules that decide each outcome are in
 //! `rules`.
 
 use std::fmt;
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::expect::{BindSpec, Expectations, Origin, Owner, Target};
 use crate::escape::{endpoint, escape};
 use crate::listing::Inspection;
-use crate::model::{Endpoint, Kind, Proto, RawText};
+use crate::model::{Endpoint, Kind, PodRef, Proto, RawText};
 use crate::request::Source;
 
 mod rules;
@@ -332,6 +333,57 @@ impl Report {
             skipped: count(Status::Skip),
             dropped: count(Status::Dropped),
         }
+    }
+}
+
+// `check --all-pods`: one verdict per pod of the node.
+
+/// What happened to one pod.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Checked: the report of its expectations.
+    Checked(Report),
+    /// `--profile auto` found no mesh process: nothing expected, nothing checked.
+    Unchecked,
+    /// A hostNetwork pod: its namespace is the node's, not the pod's; not checked.
+    HostNetwork,
+}
+
+/// One pod of the node and its verdict.
+#[derive(Debug, Clone)]
+pub struct PodCheck {
+    /// `pod default/productpage-v1`, as the listing names it.
+    pub label: String,
+    pub pod: Option<PodRef>,
+    /// The profiles and files it was checked against.
+    pub sources: Vec<String>,
+    /// Under `--profile auto`: what the choice rests on.
+    pub auto: Option<String>,
+    pub verdict: Verdict,
+}
+
+impl PodCheck {
+    /// Checked and every expectation holds, or not checked at all.
+    pub fn passed(&self) -> bool {
+        match &self.verdict {
+            Verdict::Checked(r) => r.passed(),
+            Verdict::Unchecked | Verdict::HostNetwork => true,
+        }
+    }
+}
+
+/// Every pod of the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeReport {
+    pub pods: Vec<PodCheck>,
+    /// Pods the sweep skipped (exited, namespace refused) and why.
+    pub warnings: Vec<String>,
+}
+
+impl NodeReport {
+    /// No checked pod fails (UNKNOWN owners count as failures).
+    pub fn passed(&self) -> bool {
+        self.pods.iter().all(PodCheck::passed)
     }
 }
 

@@ -6,9 +6,10 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::eval::{CheckKind, Found, Outcome, Report, Status, Summary};
+use crate::check::eval::{
+    CheckKind, Found, NodeReport, Outcome, PodCheck, Report, Status, Summary, Verdict,
+};
 use crate::check::expect::Target;
-use crate::check::node::{NodeReport, PodCheck, Verdict};
 use crate::duration;
 use crate::escape::endpoint;
 use crate::escape::escape;

@@ -1,12 +1,11 @@
 //! Reading `/proc` (or a host's `/proc` mounted elsewhere): facts about processes, the
-//! network namespace each is in, and `/proc/<pid>/net/*` text for the fallback. Which process
-//! holds which socket is found by the walk (walk.rs: `/proc/*/fd`, or the kernel's fd tables
-//! through kernel.rs). Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is
-//! written, ever.
+//! network namespace each is in, and `/proc/<pid>/net/*` text for the fallback; for the walk
+//! `attribute` drives, the fd tables (fds.rs: `/proc/<pid>/fd`) and the kernel's (kernel.rs).
+//! Text goes to `parse::proc_pid` and `parse::proc_net`; nothing is written, ever.
 #![allow(unsafe_code)] // raw syscalls; each block says why it is sound (SAFETY)
 
+mod fds;
 mod kernel;
-mod walk;
 
 use std::ffi::{CStr, OsStr};
 use std::fs;
@@ -18,43 +17,17 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::libc;
 
-use crate::model::{ProcessInfo, RawText};
+use crate::model::{FdWalk, ProcessInfo, RawText};
 use crate::parse::proc_pid;
 use crate::unowned;
 
-pub use walk::{Owners, Walk, threads};
+pub use fds::{SocketFd, Tree};
 
 /// A `/proc` tree.
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     root: PathBuf,
     fd_walk: FdWalk,
-}
-
-/// How the holders of sockets are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FdWalk {
-    /// In the kernel (`Bpf`) when that is allowed and works, else through `/proc`.
-    #[default]
-    Auto,
-    /// A BPF `task_file` iterator reads every process's fd table in the kernel, in one pass
-    /// (`fd_iter`, `sys::bpf`). Only where it sees what `/proc` would show: in the initial pid
-    /// namespace, with its `/proc`, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (or
-    /// CAP_DAC_OVERRIDE), each holder then checked as `/proc` would (`as_proc_shows`);
-    /// loading it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
-    Bpf,
-    /// `readlink` of every `/proc/<pid>/fd/<n>`, as ss and lsof do.
-    Proc,
-}
-
-impl FdWalk {
-    pub fn name(self) -> &'static str {
-        match self {
-            FdWalk::Auto => "auto",
-            FdWalk::Bpf => "bpf",
-            FdWalk::Proc => "proc",
-        }
-    }
 }
 
 /// `/proc/thread-self/net/<name>`: the table of the namespace the calling thread is in (called

@@ -2,7 +2,9 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
-use crate::sys::procfs::{FdWalk, ProcRoot};
+use super::Walk;
+use crate::model::FdWalk;
+use crate::sys::procfs::ProcRoot;
 
 fn inode_of(sock: &impl AsRawFd) -> u64 {
     std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
@@ -17,7 +19,7 @@ fn a_socket_made_after_the_first_pass_is_found_with_its_holder() {
     let procfs = ProcRoot::new("/proc").with_fd_walk(FdWalk::Proc);
     let me = std::process::id() as i32;
     let before = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let walk = procfs.walk(procfs.netns_inode(me));
+    let walk = Walk::new(&procfs, procfs.netns_inode(me));
     // The first pass: every process of this namespace, this one among them.
     walk.work();
     let after = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

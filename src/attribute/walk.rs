@@ -1,25 +1,19 @@
 //! The walk that finds which process holds which socket: the processes of the target
 //! namespace first (while the sockets are dumped), the rest of the tree only for sockets
-//! still without a holder; through `/proc/<pid>/fd` here, or the kernel's fd tables (kernel.rs)
-//! where that may be used. Reads only.
+//! still without a holder; through `/proc/<pid>/fd`, or the kernel's fd tables (kernel.rs)
+//! where that may be used. The passes, which fds are kept and how the threads' finds merge
+//! are decided here; every read is `sys::procfs`'s (`Tree`, `kernel_walk`, `process_info_held`).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use nix::dir::Dir;
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
-
-use crate::model::ProcessInfo;
-use crate::parse::proc_pid;
+use crate::model::{FdWalk, ProcessInfo};
 use crate::sys::bpf::FdIter;
+use crate::sys::procfs::{ProcRoot, SocketFd, Tree};
 
-use super::{FdWalk, LINK_BUF, ProcRoot, ns_inode, parse_num, readlink_at};
+use super::kernel;
 
 /// Who holds the sockets that were asked about.
 #[derive(Debug, Default)]
@@ -49,19 +43,12 @@ impl Owners {
     }
 }
 
-/// A socket fd seen in `/proc/<pid>/fd`: (socket inode, pid, fd).
-pub(super) type SocketFd = (u64, i32, i32);
-
 /// The walk of `/proc/*/fd` that finds socket holders, in two passes. First the processes of
 /// the target namespace, whose socket fds are all kept, so that this pass needs no list of
 /// wanted sockets and can run while the sockets are still being dumped; then, only if a wanted
 /// socket is left without an owner, the rest of the tree, keeping only wanted sockets
 /// (ambient: ztunnel holds in-pod listeners from its own namespace). Any number of threads may
 /// call `work` to share the first pass, one process at a time; `finish` completes it.
-///
-/// Paths are looked up relative to directory fds (`/proc`, then `/proc/<pid>/fd`), never
-/// rebuilt from the root: at tens of thousands of fds, the path walk per `readlink` was a
-/// third of the cost.
 pub struct Walk<'a> {
     procfs: &'a ProcRoot,
     target_netns: Option<u64>,
@@ -77,7 +64,7 @@ pub struct Walk<'a> {
 /// Which processes each pass reads.
 struct Plan {
     /// The `/proc` tree itself, opened once.
-    root: OwnedFd,
+    root: Tree,
     /// Processes in the target namespace.
     first: Vec<i32>,
     /// Every other process.
@@ -99,10 +86,10 @@ impl Found {
     }
 
     /// Reads the processes `queue` hands out, until it runs dry.
-    fn drain(&mut self, root: &OwnedFd, queue: &Queue, keep: &(impl Fn(u64) -> bool + Sync)) {
+    fn drain(&mut self, root: &Tree, queue: &Queue, keep: &(impl Fn(u64) -> bool + Sync)) {
         while let Some(pid) = queue.take() {
             self.scanned += 1;
-            match socket_fds(root, pid, keep, &mut self.fds) {
+            match root.socket_fds(pid, keep, &mut self.fds) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => self.unreadable.push(pid),
                 // The process exited while we looked: skip it.
@@ -131,8 +118,8 @@ impl Walk<'_> {
     /// kernel walk, the first thread here runs it (it reads every process at once) and the
     /// others wait for it; only if it cannot be used do they read `/proc`.
     pub fn work(&self) {
-        if self.procfs.fd_walk != FdWalk::Proc
-            && (self.kernel().is_ok() || self.procfs.fd_walk == FdWalk::Bpf)
+        if self.procfs.fd_walk() != FdWalk::Proc
+            && (self.kernel().is_ok() || self.procfs.fd_walk() == FdWalk::Bpf)
         {
             return;
         }
@@ -152,7 +139,7 @@ impl Walk<'_> {
 
     fn plan(&self) -> Option<&Plan> {
         self.plan
-            .get_or_init(|| self.procfs.plan(self.target_netns))
+            .get_or_init(|| plan(self.procfs, self.target_netns))
             .as_ref()
             .ok()
     }
@@ -174,10 +161,10 @@ impl Walk<'_> {
                     again.retain(|(inode, _, _)| wanted.contains(inode));
                     fds = again;
                 }
-                let found = self.procfs.as_proc_shows(fds)?;
-                return Ok(self.procfs.holders(found, FdWalk::Bpf));
+                let found = kernel::as_proc_shows(self.procfs, fds)?;
+                return Ok(holders(self.procfs, found, FdWalk::Bpf));
             }
-            Some(Err(why)) if self.procfs.fd_walk == FdWalk::Bpf => {
+            Some(Err(why)) if self.procfs.fd_walk() == FdWalk::Bpf => {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     format!("cannot walk fds in the kernel (--fd-walk bpf): {why}"),
@@ -230,49 +217,51 @@ impl Walk<'_> {
             // The target's processes were read twice: count each process once.
             found.scanned = found.scanned.min(plan.first.len() + plan.rest.len());
         }
-        Ok(self.procfs.holders(found, FdWalk::Proc))
+        Ok(holders(self.procfs, found, FdWalk::Proc))
     }
 }
 
-impl ProcRoot {
-    /// The facts of every process in `found`, joined to its socket fds.
-    fn holders(&self, found: Found, via: FdWalk) -> Owners {
-        let mut infos: HashMap<i32, Option<Arc<ProcessInfo>>> = HashMap::new();
-        let mut holders = Vec::with_capacity(found.fds.len());
-        for (inode, pid, fd) in found.fds {
-            // Read through the process's own /proc directory after checking that this fd
-            // still names the socket: a pid reused since the walk lends nothing. A process
-            // that exited before its facts were read holds nothing any more.
-            let info = infos
-                .entry(pid)
-                .or_insert_with(|| self.process_info_held(pid, fd, inode).map(Arc::new));
-            if let Some(info) = info {
-                holders.push((inode, info.clone(), fd));
-            }
+/// The facts of every process in `found`, joined to its socket fds.
+fn holders(procfs: &ProcRoot, found: Found, via: FdWalk) -> Owners {
+    let mut infos: HashMap<i32, Option<Arc<ProcessInfo>>> = HashMap::new();
+    let mut holders = Vec::with_capacity(found.fds.len());
+    for (inode, pid, fd) in found.fds {
+        // Read through the process's own /proc directory after checking that this fd
+        // still names the socket: a pid reused since the walk lends nothing. A process
+        // that exited before its facts were read holds nothing any more.
+        let info = infos
+            .entry(pid)
+            .or_insert_with(|| procfs.process_info_held(pid, fd, inode).map(Arc::new));
+        if let Some(info) = info {
+            holders.push((inode, info.clone(), fd));
         }
-        Owners {
-            holders,
-            unreadable: found.unreadable,
-            scanned: found.scanned,
-            via,
-        }
+    }
+    Owners {
+        holders,
+        unreadable: found.unreadable,
+        scanned: found.scanned,
+        via,
     }
 }
 
-impl ProcRoot {
-    /// Find the holders of `wanted` socket inodes. Processes in the namespace `target_netns`
-    /// are read first; the rest of the tree only if some wanted socket is still without an
-    /// owner (ambient: ztunnel holds in-pod listeners from its own namespace).
-    pub fn owners(&self, wanted: &HashSet<u64>, target_netns: Option<u64>) -> io::Result<Owners> {
-        self.walk(target_netns).finish(wanted)
-    }
+/// Find the holders of `wanted` socket inodes. Processes in the namespace `target_netns` are
+/// read first; the rest of the tree only if some wanted socket is still without an owner
+/// (ambient: ztunnel holds in-pod listeners from its own namespace).
+pub fn owners(
+    procfs: &ProcRoot,
+    wanted: &HashSet<u64>,
+    target_netns: Option<u64>,
+) -> io::Result<Owners> {
+    Walk::new(procfs, target_netns).finish(wanted)
+}
 
+impl Walk<'_> {
     /// A walk for the holders of sockets of the namespace `target_netns`, to be shared by
     /// threads (`Walk::work`) before the sockets are known, and completed by `Walk::finish`.
     /// Without a target namespace, nothing is read before `finish`.
-    pub fn walk(&self, target_netns: Option<u64>) -> Walk<'_> {
+    pub fn new(procfs: &ProcRoot, target_netns: Option<u64>) -> Walk<'_> {
         Walk {
-            procfs: self,
+            procfs,
             target_netns,
             kernel: OnceLock::new(),
             plan: OnceLock::new(),
@@ -280,29 +269,19 @@ impl ProcRoot {
             found: Mutex::new(Found::default()),
         }
     }
+}
 
-    /// Every process, split into those in `target_netns` and the rest.
-    fn plan(&self, target_netns: Option<u64>) -> io::Result<Plan> {
-        let root = nix::fcntl::open(
-            &self.root,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        let pids = self.pids()?;
-        let (first, rest) = match target_netns {
-            Some(ns) => {
-                let mut buf = [0u8; LINK_BUF];
-                pids.into_iter().partition(|pid| {
-                    let Ok(path) = CString::new(format!("{pid}/ns/net")) else {
-                        return false;
-                    };
-                    readlink_at(&root, &path, &mut buf).ok().and_then(ns_inode) == Some(ns)
-                })
-            }
-            None => (Vec::new(), pids),
-        };
-        Ok(Plan { root, first, rest })
-    }
+/// Every process, split into those in `target_netns` and the rest.
+fn plan(procfs: &ProcRoot, target_netns: Option<u64>) -> io::Result<Plan> {
+    let root = procfs.tree()?;
+    let pids = procfs.pids()?;
+    let (first, rest) = match target_netns {
+        Some(ns) => pids
+            .into_iter()
+            .partition(|pid| root.netns_of(*pid) == Some(ns)),
+        None => (Vec::new(), pids),
+    };
+    Ok(Plan { root, first, rest })
 }
 
 /// Whether some `wanted` socket has no holder in `fds` (sorted by inode).
@@ -319,53 +298,6 @@ pub fn threads() -> usize {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Appends (inode, pid, fd) for every fd of `pid` that is a socket `keep` accepts. An error
-/// of kind PermissionDenied means the fds of this process cannot be read (listing the fd
-/// directory needs CAP_DAC_READ_SEARCH, reading the links ptrace access, CAP_SYS_PTRACE); then
-/// nothing is appended. Any other error: the process exited.
-fn socket_fds(
-    root: &OwnedFd,
-    pid: i32,
-    keep: &impl Fn(u64) -> bool,
-    out: &mut Vec<SocketFd>,
-) -> io::Result<()> {
-    let start = out.len();
-    let fds = openat(
-        root,
-        format!("{pid}/fd").as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // One descriptor to list the directory with, one to look its entries up in.
-    let lookup = fds.try_clone()?;
-    let mut dir = Dir::from_fd(fds)?;
-    let mut buf = [0u8; LINK_BUF];
-    for entry in dir.iter() {
-        // An error here means the process is going away.
-        let Ok(entry) = entry else { break };
-        let name = entry.file_name();
-        let Some(fd) = parse_num(name.to_bytes()) else {
-            continue;
-        };
-        match readlink_at(&lookup, name, &mut buf) {
-            Ok(link) => {
-                if let Some(inode) = proc_pid::socket_inode(link)
-                    && keep(inode)
-                {
-                    out.push((inode, pid, fd));
-                }
-            }
-            Err(Errno::EACCES) => {
-                out.truncate(start);
-                return Err(io::ErrorKind::PermissionDenied.into());
-            }
-            // The fd was closed, or the process exited, while we looked.
-            Err(_) => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

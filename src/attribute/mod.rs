@@ -1,6 +1,7 @@
 //! Stage 3, attribute: sockets -> every process holding each, and its kind. The one interface
-//! to both walks of the fd tables, `/proc/*/fd` and the kernel's (BPF iterator), which
-//! `sys::procfs` runs; `FdWalk` picks. Never guesses a holder: a socket nobody is seen holding
+//! to both walks of the fd tables, `/proc/*/fd` and the kernel's (BPF iterator): `walk` and
+//! `kernel` decide the passes, what is kept and how it merges, `sys::procfs` does every read;
+//! `FdWalk` picks. Never guesses a holder: a socket nobody is seen holding
 //! stays unowned, with the reason `unowned` decides (hidden, outside the pid namespace, no
 //! process), and hidden owners are counted and said with what would show them.
 
@@ -9,19 +10,24 @@ use std::sync::Arc;
 
 use crate::classify::{Classification, classify};
 use crate::error::Error;
-use crate::model::{Holder, Kind, Socket, Unowned};
-use crate::sys::procfs::{self, FdWalk, Owners, ProcRoot, Walk};
+use crate::model::{FdWalk, Holder, Kind, Socket, Unowned};
+use crate::sys::procfs::ProcRoot;
 use crate::unowned;
+
+mod kernel;
+mod walk;
+
+pub use walk::{Owners, Walk, threads};
 
 /// Starts the walk of the target namespace's processes, which needs no list of sockets: it
 /// may run (on `helpers()` threads, each calling `work`) while they are being dumped.
 pub fn start(procfs: &ProcRoot, netns: Option<u64>) -> Walk<'_> {
-    procfs.walk(netns)
+    Walk::new(procfs, netns)
 }
 
 /// How many threads share the walk.
 pub fn helpers() -> usize {
-    procfs::threads()
+    threads()
 }
 
 /// One walk for the owners of sockets of many namespaces (the sweep): socket inodes are unique
@@ -30,7 +36,7 @@ pub fn owners(procfs: &ProcRoot, wanted: &HashSet<u64>) -> std::io::Result<Owner
     if wanted.is_empty() {
         return Ok(Owners::default());
     }
-    procfs.owners(wanted, None)
+    walk::owners(procfs, wanted, None)
 }
 
 /// Completes the walk and fills in every socket's holders. Returns how many sockets stay

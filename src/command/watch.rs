@@ -1,31 +1,25 @@
-//! The `--watch` loop: look, compare with the last look, show what changed, wait, again. The
-//! looking and the waiting are passed in, so the loop runs in tests on scripted listings; the
-//! binary passes `inspect` and a wait that ends when stdout's reader is gone.
+//! `--watch` end to end: look, compare with the last look (`watch::diff`, and the sockets
+//! closed in between: `watch::closed`), show what changed (`render::watch`, `render::closed`),
+//! wait, again. The loop takes the looking and the waiting, so it runs in tests on scripted
+//! listings; `run` passes `inspect` and a wait that ends when stdout's reader is gone.
 
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::Catalog;
+use crate::command::Failure;
 use crate::duration;
 use crate::error::Error;
+use crate::inspect;
 use crate::listing::Inspection;
 use crate::render::closed::{self as closed_view, Section, Source};
-use crate::render::columns::Layout;
-use crate::render::table::Detail;
-use crate::render::watch::{self as view, Frame};
-use crate::request::Filters;
+use crate::render::watch::{self as view, Frame, View};
+use crate::request::{Filters, Request};
+use crate::sys::output::{self, Waited};
 use crate::sys::sockevents::Drained;
 use crate::watch::closed::{Created, Tracker, group, listening_ports};
-use crate::watch::diff;
-
-/// How changes are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// Redraw the listing with markers (stdout is a terminal, `-o table|wide`).
-    Screen { detail: Detail, layout: Layout },
-    /// One JSON line per change (`-o json`, or stdout is not a terminal).
-    JsonLines,
-}
+use crate::watch::{diff, events};
 
 /// Why watching stopped.
 #[derive(Debug)]
@@ -192,6 +186,56 @@ pub fn watch_closing(
     }
 }
 
+/// `--watch`: the listing again every `every` until Ctrl-C, a failed look (exit 3), or the
+/// reader of stdout going away (exit 0, even when nothing was written for a while).
+pub fn run(
+    request: &Request,
+    every: Duration,
+    view: View,
+    catalog: &Catalog,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let wait = |d| match output::wait_unless_hung_up(stdout.as_fd(), d) {
+        Waited::Elapsed => Next::Again,
+        Waited::HungUp => Next::Done,
+    };
+    let look = || inspect::inspect(request, catalog);
+    let mut opened = events::open(request)?;
+    for w in &opened.warnings {
+        let _ = writeln!(io::stderr(), "podports: warning: {w}");
+    }
+    // Who connected what no look saw: only worth loading when there are events to match.
+    let mut tracing = opened
+        .feed
+        .as_ref()
+        .map_err(|why| why.clone())
+        .and_then(|_| events::Tracing::load(request));
+    if let (Ok(_), Err(why)) = (&opened.feed, &tracing) {
+        let _ = writeln!(
+            io::stderr(),
+            "podports: warning: owners of connections no look saw are unknown: {why}"
+        );
+    }
+    let tracing_off = tracing.as_ref().err().cloned();
+    let closing = match opened.feed.as_mut() {
+        Ok(f) => Closing::events(
+            || f.drain(),
+            |cookie| tracing.as_mut().ok().and_then(|t| t.created(cookie)),
+            &request.filters,
+            catalog,
+            opened.buffer_note,
+            tracing_off,
+        ),
+        Err(why) => Closing::off(why.clone(), catalog),
+    };
+    let (closing, err) = (Some(closing), &mut io::stderr());
+    watch_closing(look, wait, every, view, closing, out, err).map_err(|e| match e {
+        Stop::Target(e) => Failure::Error(e),
+        Stop::Output(e) => Failure::from(e),
+    })
+}
+
 /// `13:04:05 UTC`: the time of day of a look (no time zone database in a static binary).
 pub fn clock(t: SystemTime) -> String {
     let secs = t
@@ -214,6 +258,8 @@ mod tests {
     use super::*;
     use crate::listing::NetnsInfo;
     use crate::model::{Endpoint, Family, Proto, SockType, Socket, State};
+    use crate::render::columns::Layout;
+    use crate::render::table::Detail;
     use crate::render::watch::WatchEvent;
     use crate::request::Source;
 
