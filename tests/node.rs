@@ -1728,6 +1728,40 @@ fn check_all_pods_waits_for_each_pod() {
             assert_eq!(wait.attempts, 1, "passed at the first look: {d:#?}");
         }
     }
+
+    // At a terminal (a pty: `script`), the wait names the pods still failing on one line of
+    // stderr, rewritten in place, and clears it before the report.
+    let ns2 = format!("late-{:08x}", unique() as u32);
+    let go2 = node.root.join("admin2.go");
+    let _late2 = mesh_sidecar_late(&node, &ns2, "ready-later", "127.0.0.1", Some(&go2));
+    let command = format!(
+        "{} check --all-pods --host-root {} --profile auto --namespace {ns2} --wait 20s \
+         --color never",
+        env!("CARGO_BIN_EXE_podports"),
+        root.display()
+    );
+    let child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    fs::write(&go2, "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{screen}");
+    let progress = format!("1 pod failing: pod {ns2}/ready-later");
+    assert!(
+        screen.contains("\r\x1b[Kwaiting ") && screen.contains(&progress),
+        "no progress line naming the failing pod: {screen:?}"
+    );
+    let report = screen.rsplit("\x1b[K").next().unwrap();
+    assert!(
+        report.contains(&format!("pod {ns2}/ready-later passed")),
+        "{report}"
+    );
 }
 /// `--watch --pod`: a client in the pod's `client` container connects and is gone (process and
 /// all) within one interval; the closed connection is named by the container of the cgroup

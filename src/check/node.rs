@@ -29,7 +29,11 @@ enum Expect {
 /// Checks every pod of the node (of `--namespace`): the expectations loaded once, then the
 /// node swept and each pod evaluated, again under `--wait` while some pod fails. Errors: usage
 /// (exit 2) or a node that cannot be read (exit 3).
-pub fn check(plan: &Plan, catalog: &Catalog) -> Result<NodeReport, Error> {
+pub fn check(
+    plan: &Plan,
+    catalog: &Catalog,
+    progress: &mut dyn FnMut(run::Poll<'_>),
+) -> Result<NodeReport, Error> {
     let Target::AllPods { namespace } = &plan.request.target else {
         return Err(Error::Usage("check --all-pods without --all-pods".into()));
     };
@@ -41,6 +45,7 @@ pub fn check(plan: &Plan, catalog: &Catalog) -> Result<NodeReport, Error> {
         &expect,
         plan.wait,
         catalog,
+        progress,
     )
 }
 
@@ -160,6 +165,7 @@ fn check_node(
     expect: &Expect,
     wait: Option<Duration>,
     catalog: &Catalog,
+    progress: &mut dyn FnMut(run::Poll<'_>),
 ) -> Result<NodeReport, Error> {
     let start = Instant::now();
     let mut attempts: u32 = 0;
@@ -174,11 +180,19 @@ fn check_node(
         let swept = match swept {
             Ok(s) => s,
             // No pod yet (the node not readable): retried while --wait's time remains.
-            Err(Error::Unreachable(_)) if !over && done.is_empty() => {
+            Err(e @ Error::Unreachable(_)) if !over && done.is_empty() => {
+                progress(run::Poll::Unreachable {
+                    error: &e,
+                    elapsed,
+                    limit: wait.unwrap_or_default(),
+                });
                 std::thread::sleep(run::POLL_INTERVAL);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                progress(run::Poll::Done);
+                return Err(e);
+            }
         };
         let mut pending = false;
         let all = verdicts(&swept, req, expect);
@@ -215,6 +229,7 @@ fn check_node(
             }
         }
         if !pending || over {
+            progress(run::Poll::Done);
             let pods = order
                 .iter()
                 .filter_map(|k| done.remove(k))
@@ -225,6 +240,16 @@ fn check_node(
             });
         }
         let limit = wait.unwrap_or_default();
+        let failing: Vec<String> = order
+            .iter()
+            .filter(|k| done.get(*k).is_some_and(|c| !c.passed()))
+            .cloned()
+            .collect();
+        progress(run::Poll::PodsFailing {
+            pods: &failing,
+            elapsed,
+            limit,
+        });
         std::thread::sleep(run::POLL_INTERVAL.min(limit.saturating_sub(elapsed)));
     }
 }

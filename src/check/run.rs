@@ -254,6 +254,12 @@ pub enum Poll<'a> {
         elapsed: Duration,
         limit: Duration,
     },
+    /// `check --all-pods`: these pods (their labels) still fail; sweeping again soon.
+    PodsFailing {
+        pods: &'a [String],
+        elapsed: Duration,
+        limit: Duration,
+    },
     /// Waiting is over.
     Done,
 }
@@ -375,6 +381,7 @@ mod tests {
                 seen.push(match p {
                     Poll::Failing { .. } => "failing",
                     Poll::Unreachable { .. } => "unreachable",
+                    Poll::PodsFailing { .. } => "pods",
                     Poll::Done => "done",
                 })
             },

@@ -53,7 +53,8 @@ fn run_node(
     catalog: &Catalog,
     out: &mut impl Write,
 ) -> Result<bool, Error> {
-    let report = node::check(plan, catalog)?;
+    let mut terminal = Progress::new(io::stderr().is_terminal());
+    let report = node::check(plan, catalog, &mut |p| terminal.show(p))?;
     let framed = write_junit(plan.junit.as_deref(), |xml| junit::write_node(xml, &report))?;
     let written = match show {
         Show::Json => report::write_node_json_lines(out, &report),
@@ -147,6 +148,11 @@ impl Progress {
                     .collect();
                 report::wait_line(report::Waiting::Failing(&failing), elapsed, limit)
             }
+            Poll::PodsFailing {
+                pods,
+                elapsed,
+                limit,
+            } => report::wait_line(report::Waiting::Pods(pods), elapsed, limit),
             Poll::Unreachable {
                 error,
                 elapsed,

@@ -200,6 +200,8 @@ pub enum Waiting<'a> {
     Failing(&'a [String]),
     /// Why the target cannot be looked at yet.
     Unreachable(&'a str),
+    /// `check --all-pods`: the pods still failing.
+    Pods(&'a [String]),
 }
 
 /// `--wait`'s progress line: what still fails (or why the target cannot be read), the time
@@ -216,6 +218,14 @@ pub fn wait_line(
             duration::display(limit),
             failing.len(),
             failing.join("; ")
+        ),
+        Waiting::Pods(pods) => format!(
+            "waiting {}/{}: {} {} failing: {}",
+            duration::display(elapsed),
+            duration::display(limit),
+            pods.len(),
+            if pods.len() == 1 { "pod" } else { "pods" },
+            pods.join("; ")
         ),
         Waiting::Unreachable(error) => format!(
             "waiting {}/{}: {error}",

@@ -402,6 +402,14 @@ fn the_wait_line_says_what_still_fails_escaped_and_short() {
         line.ends_with("2 failing: listen tcp/15021; listen tcp/15000"),
         "{line}"
     );
+    let pods = vec!["pod shop/cart-1".to_string()];
+    let line = wait_line(
+        Waiting::Pods(&pods),
+        Duration::from_secs(4),
+        Duration::from_secs(60),
+    );
+    assert!(line.starts_with("waiting 4s/"), "{line}");
+    assert!(line.ends_with("1 pod failing: pod shop/cart-1"), "{line}");
     let hostile = "pod\x1b[31m gone ".repeat(20);
     let line = wait_line(
         Waiting::Unreachable(&hostile),
