@@ -419,3 +419,53 @@ fn the_kernel_walk_is_refused_where_it_would_see_more_than_proc() {
     ]);
     assert_refused(&o, "not the /proc of this pid namespace");
 }
+
+/// This machine's own namespace as it is (no simulated pod): every socket both walks list gets
+/// the same account from each, its holders or why it has none (hidden, outside the pid
+/// namespace, no process), and both say "owners hidden" or neither. Where a policy refuses
+/// root some process's fds (seen here: a sandbox's pid 1, whose sockets neither /proc nor the
+/// kernel's task iterator shows), the kernel walk once called them "no process".
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn both_walks_give_one_account_of_this_machines_own_sockets() {
+    if !require_kernel_walk("both_walks_give_one_account_of_this_machines_own_sockets") {
+        return;
+    }
+    let kernel = json(&["--fd-walk", "bpf"]);
+    let proc = json(&["--fd-walk", "proc"]);
+    let account = |doc: &Document| -> std::collections::BTreeMap<u64, String> {
+        doc.sockets
+            .iter()
+            .filter(|s| s.inode != 0)
+            .map(|s| {
+                let mut pids: Vec<i32> = s.processes.iter().map(|p| p.pid).collect();
+                pids.sort();
+                (s.inode, format!("{pids:?} {:?}", s.unowned))
+            })
+            .collect()
+    };
+    let (k, p) = (account(&kernel), account(&proc));
+    let mut compared = 0;
+    for (inode, theirs) in &k {
+        if let Some(ours) = p.get(inode) {
+            assert_eq!(
+                theirs, ours,
+                "socket inode {inode}: kernel walk vs /proc walk"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "no socket listed by both walks");
+    let hidden = |doc: &Document| doc.warnings.iter().any(|w| w.starts_with("owners hidden"));
+    assert_eq!(
+        hidden(&kernel),
+        hidden(&proc),
+        "kernel: {:?}\n/proc: {:?}",
+        kernel.warnings,
+        proc.warnings
+    );
+    eprintln!(
+        "{compared} sockets compared; hidden owners: kernel {}, /proc {}",
+        kernel.hidden_owners, proc.hidden_owners
+    );
+}

@@ -19,6 +19,22 @@ pub(super) fn as_proc_shows(procfs: &ProcRoot, fds: Vec<SocketFd>) -> io::Result
     Ok(drop_unreadable(fds, |pid, fd| tree.readlink(pid, fd)))
 }
 
+/// The processes, other than `known` (sorted), whose fd links `/proc` refuses (EACCES,
+/// EPERM on the exe link, which the kernel checks as it checks fd links). Asked only when
+/// some socket has no holder after the kernel walk: that walk may not have seen a process
+/// whose fds `/proc` hides either (seen: a sandbox's pid 1, whose sockets neither `/proc` nor
+/// the kernel's task iterator shows), and the /proc walk counts every refused process; so
+/// both walks give one account of hidden owners. One `readlink` per process.
+pub(super) fn refused(procfs: &ProcRoot, known: &[i32]) -> io::Result<Vec<i32>> {
+    let tree = procfs.tree()?;
+    let pids = procfs.pids()?;
+    Ok(pids
+        .into_iter()
+        .filter(|pid| known.binary_search(pid).is_err())
+        .filter(|&pid| matches!(tree.readlink(pid, None), Err(Errno::EACCES | Errno::EPERM)))
+        .collect())
+}
+
 /// `fds` less the processes for which `readlink(pid, Some(fd))` is refused (EACCES, EPERM),
 /// which are listed as unreadable. The first fd still there decides (an fd closed since the
 /// walk says nothing). When none is there (ENOENT before any permission check: the socket is

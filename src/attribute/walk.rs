@@ -161,7 +161,18 @@ impl Walk<'_> {
                     again.retain(|(inode, _, _)| wanted.contains(inode));
                     fds = again;
                 }
-                let found = kernel::as_proc_shows(self.procfs, fds)?;
+                // A socket the kernel walk saw no process hold at all (not one whose holder
+                // /proc refuses: that holder is named) may be held by a process the walk
+                // did not see: then every process /proc refuses is a possible holder.
+                let unseen = has_unowned(wanted, &fds);
+                let mut found = kernel::as_proc_shows(self.procfs, fds)?;
+                if unseen {
+                    found.unreadable.sort_unstable();
+                    let more = kernel::refused(self.procfs, &found.unreadable)?;
+                    found.unreadable.extend(more);
+                    found.unreadable.sort_unstable();
+                    found.unreadable.dedup();
+                }
                 return Ok(holders(self.procfs, found, FdWalk::Bpf));
             }
             Some(Err(why)) if self.procfs.fd_walk() == FdWalk::Bpf => {
