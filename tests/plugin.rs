@@ -616,6 +616,8 @@ fn help_says_what_each_way_shows() {
         "kubectl 1.31+",
         "--debug-timeout",
         "--junit FILE",
+        "kubectl podports [OPTIONS] node NODE check",
+        "-n/--namespace NS, which checks only the pods of namespace NS",
     ] {
         assert!(help.contains(says), "--help does not say {says:?}:\n{help}");
     }

@@ -696,6 +696,74 @@ fn plugin_checks_a_whole_node() {
              {root}\n"
         )
     );
+    // -n/--namespace is podports' --namespace filter (podports has no -n), after `check` or
+    // before `node`, with the plugin's other options there too; `--` passes the rest as is.
+    let shop = format!("kubectl {base} --profile auto --namespace shop {root}\n");
+    for args in [
+        &["node", "node-1", "check", "-n", "shop", "--dry-run"][..],
+        &["-n", "shop", "node", "node-1", "check", "--dry-run"],
+        &["--dry-run", "--namespace=shop", "node", "node-1", "check"],
+        &[
+            "-n",
+            "shop",
+            "node",
+            "node-1",
+            "check",
+            "--namespace",
+            "shop",
+            "--dry-run",
+        ],
+    ] {
+        assert_eq!(run(args), shop, "{args:?}");
+    }
+    assert_eq!(
+        run(&[
+            "--context",
+            "prod",
+            "--kubeconfig=/k",
+            "--image",
+            "mine/pp:2",
+            "-n",
+            "shop",
+            "node",
+            "node-1",
+            "check",
+            "--profile",
+            "istiod",
+            "--dry-run",
+            "--",
+            "-o",
+            "json",
+        ]),
+        format!(
+            "kubectl --context=prod --kubeconfig=/k {} --namespace shop --profile istiod -o json \
+             {root}\n",
+            base.replace(&format!("--image={img}"), "--image=mine/pp:2")
+        )
+    );
+    for (bad, says) in [
+        (
+            &["-n", "a", "node", "node-1", "check", "-n", "b"][..],
+            "-n/--namespace given twice (a, b)",
+        ),
+        (&["node", "node-1", "check", "-n"], "-n needs a value"),
+        (
+            &["--root", "node", "node-1", "check"],
+            "--root is for a pod, not `node NODE check`",
+        ),
+        (
+            &["node", "node-1", "check", "--target=app"],
+            "--target is for a pod",
+        ),
+    ] {
+        let o = plugin(bad, &[]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            text(&o.stderr).contains(says),
+            "{bad:?}: {}",
+            text(&o.stderr)
+        );
+    }
     // Local files are sent (stdin open: -i), the JUnit comes back framed.
     let dir = std::env::temp_dir().join(format!("podports-ship-node-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
