@@ -156,8 +156,8 @@ pub enum Command {
     /// Check that the target listens as it should; exit 1 with a readable diff when not.
     ///
     /// Expectations come from built-in profiles (istio-sidecar, istio-ambient, istio-gateway,
-    /// istiod, ztunnel, linkerd-proxy) and from YAML or JSON files (see the README); all of
-    /// them are checked. Exit codes: 0 every expectation holds, 1 one fails, 2 usage or input
+    /// istiod, ztunnel, linkerd-proxy) and from YAML or JSON files (their format:
+    /// docs/check.md); all of them are checked. Exit codes: 0 every expectation holds, 1 one fails, 2 usage or input
     /// error (a malformed file), 3 the target is unreachable.
     ///
     /// With --all-pods (and --namespace NS), every pod of the node is checked in one sweep: a
@@ -302,7 +302,8 @@ pub enum Output {
     Table,
     /// The table with inode, uid, queues, cmdline and what each owner's kind rests on.
     Wide,
-    /// One JSON document (see the README for its schema).
+    /// One JSON document: the listing's schema in docs/json.md, check's and probe's in
+    /// docs/check.md and docs/watch-and-probe.md.
     Json,
     /// `graph` only: Graphviz DOT.
     Dot,

@@ -101,6 +101,34 @@ fn help_and_version_exit_zero() {
     assert_exit(&podports(&["--version"]), 0);
 }
 
+/// Help points at the docs that hold what it refers to (the file format, the JSON schemas),
+/// each of which exists, not at the README, which no longer holds them.
+#[test]
+fn help_points_at_docs_that_exist() {
+    for args in [&["--help"][..], &["check", "--help"]] {
+        let o = podports(args);
+        assert_exit(&o, 0);
+        let help = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(!help.contains("README"), "{args:?}:\n{help}");
+        let mut docs = help
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',' || c == ';')
+            .filter_map(|w| w.strip_prefix("docs/"))
+            .map(|w| w.trim_end_matches(['.', ':']))
+            .peekable();
+        assert!(docs.peek().is_some(), "{args:?}: no docs/ pointer:\n{help}");
+        for doc in docs {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs")
+                .join(doc);
+            assert!(path.is_file(), "{args:?} points at docs/{doc}, not a file");
+        }
+    }
+    let check = String::from_utf8_lossy(&podports(&["check", "--help"]).stdout).into_owned();
+    for doc in ["docs/check.md", "docs/json.md"] {
+        assert!(check.contains(doc), "check --help names no {doc}:\n{check}");
+    }
+}
+
 #[test]
 fn json_of_the_current_namespace_reads_back_into_the_documented_types() {
     let o = podports(&["-o", "json"]);

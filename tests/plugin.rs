@@ -596,6 +596,85 @@ fn options_pass_through_and_usage_errors_exit_2() {
     }
 }
 
+/// `--dry-run` creates nothing and reads only what its help says: the pod's spec (for the
+/// user, unless one is given) and kubectl's version (for --custom).
+#[test]
+fn dry_run_reads_the_spec_and_version_only_and_its_help_says_so() {
+    let fake = Fake::new("dryrun", Some(&pod(Value::Null, Value::Null, false)), NEW);
+    let kinds = |args: &[&str]| -> Vec<String> {
+        let _ = fs::remove_file(fake.dir.join("calls"));
+        let _ = fake.dry_run(args);
+        fake.calls()
+            .iter()
+            .map(|c| c.split(']').next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&["-n", "shop", "p", "check"]),
+        ["[get", "[version"],
+        "{:?}",
+        fake.calls()
+    );
+    assert_eq!(kinds(&["--root", "p"]), ["[version"]);
+    assert_eq!(kinds(&["--run-as", "7", "p"]), ["[version"]);
+    assert!(kinds(&["--debug-profile=legacy", "p"]).is_empty());
+    assert!(kinds(&["node", "n1", "check"]).is_empty());
+    let help = text(&fake.run(&["--help"], &[]).stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for says in [
+        "create nothing",
+        "reads the pod's spec (kubectl get pod) unless --root, --run-as or --debug-profile",
+        "kubectl's version (kubectl version --client)",
+        "`node NODE check --dry-run` runs no kubectl",
+    ] {
+        assert!(help.contains(says), "--help does not say {says:?}:\n{help}");
+    }
+}
+
+/// With no kubectl on PATH the plugin says what to do, before anything else.
+#[test]
+fn no_kubectl_on_path_says_how_to_get_one() {
+    let fake = Fake::new("nokubectl", None, NEW);
+    // A PATH with the tools the plugin uses but no kubectl (this machine may have one).
+    let bin = fake.dir.join("nokube");
+    fs::create_dir_all(&bin).unwrap();
+    for tool in [
+        "bash", "awk", "sed", "tr", "wc", "head", "cat", "date", "dirname", "mktemp", "rm",
+    ] {
+        let found = std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file());
+        if let Some(found) = found {
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+    }
+    fs::write(fake.dir.join("x.yaml"), "listen:\n  - port: 9080\n").unwrap();
+    let x = fake.dir.join("x.yaml");
+    for args in [
+        &["mypod", "check", "--expect", x.to_str().unwrap()][..],
+        &["--root", "mypod"],
+        &["node", "n1", "check"],
+    ] {
+        let out =
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubectl-podports"))
+                .args(args)
+                .stdin(Stdio::null())
+                .env("PATH", &bin)
+                .output()
+                .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("kubectl is not on PATH: install kubectl 1.31 or newer")
+                && err.contains("or add the directory that holds it to PATH"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(fake.calls().is_empty());
+}
+
 #[test]
 fn help_says_what_each_way_shows() {
     let fake = Fake::new("help", None, NEW);
@@ -616,6 +695,8 @@ fn help_says_what_each_way_shows() {
         "kubectl 1.31+",
         "--debug-timeout",
         "--junit FILE",
+        "kubectl podports [OPTIONS] node NODE check",
+        "-n/--namespace NS, which checks only the pods of namespace NS",
     ] {
         assert!(help.contains(says), "--help does not say {says:?}:\n{help}");
     }

@@ -351,3 +351,31 @@ fn a_node_debug_pod_that_never_starts_or_is_refused_ends_in_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(r#"nodes "node-9" not found"#), "{stderr}");
 }
+
+/// kubectl failing with no API server writes the same klog error again and again before the
+/// real one: the message keeps the distinct lines (their klog headers dropped), the last 3,
+/// the real one whole, on one line with no control character. Needs no root (the debug pod is
+/// never made).
+#[test]
+fn kubectls_repeated_errors_are_shown_once_with_the_real_one_whole() {
+    let c = Cluster::new("node-apidown", "apidown");
+    let out = c.run_node(Path::new("/nonexistent"), &["node", "node-1", "check"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("kubectl debug could not"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        line,
+        "kubectl podports: kubectl debug could not create podports' debug pod on node node-1: \
+         memcache.go:265] \"Unhandled Error\" err=\"couldn't get current server API group list: \
+         Get \\\"https://127.0.0.1:6443/api?timeout=32s\\\": dial tcp 127.0.0.1:6443: connect: \
+         connection refused\" | warnings.go:70] trying again in 1s | The connection to the \
+         server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+    );
+    assert!(
+        !stderr.chars().any(|ch| ch.is_control() && ch != '\n'),
+        "{stderr:?}"
+    );
+}

@@ -696,6 +696,74 @@ fn plugin_checks_a_whole_node() {
              {root}\n"
         )
     );
+    // -n/--namespace is podports' --namespace filter (podports has no -n), after `check` or
+    // before `node`, with the plugin's other options there too; `--` passes the rest as is.
+    let shop = format!("kubectl {base} --profile auto --namespace shop {root}\n");
+    for args in [
+        &["node", "node-1", "check", "-n", "shop", "--dry-run"][..],
+        &["-n", "shop", "node", "node-1", "check", "--dry-run"],
+        &["--dry-run", "--namespace=shop", "node", "node-1", "check"],
+        &[
+            "-n",
+            "shop",
+            "node",
+            "node-1",
+            "check",
+            "--namespace",
+            "shop",
+            "--dry-run",
+        ],
+    ] {
+        assert_eq!(run(args), shop, "{args:?}");
+    }
+    assert_eq!(
+        run(&[
+            "--context",
+            "prod",
+            "--kubeconfig=/k",
+            "--image",
+            "mine/pp:2",
+            "-n",
+            "shop",
+            "node",
+            "node-1",
+            "check",
+            "--profile",
+            "istiod",
+            "--dry-run",
+            "--",
+            "-o",
+            "json",
+        ]),
+        format!(
+            "kubectl --context=prod --kubeconfig=/k {} --namespace shop --profile istiod -o json \
+             {root}\n",
+            base.replace(&format!("--image={img}"), "--image=mine/pp:2")
+        )
+    );
+    for (bad, says) in [
+        (
+            &["-n", "a", "node", "node-1", "check", "-n", "b"][..],
+            "-n/--namespace given twice (a, b)",
+        ),
+        (&["node", "node-1", "check", "-n"], "-n needs a value"),
+        (
+            &["--root", "node", "node-1", "check"],
+            "--root is for a pod, not `node NODE check`",
+        ),
+        (
+            &["node", "node-1", "check", "--target=app"],
+            "--target is for a pod",
+        ),
+    ] {
+        let o = plugin(bad, &[]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            text(&o.stderr).contains(says),
+            "{bad:?}: {}",
+            text(&o.stderr)
+        );
+    }
     // Local files are sent (stdin open: -i), the JUnit comes back framed.
     let dir = std::env::temp_dir().join(format!("podports-ship-node-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
@@ -732,6 +800,78 @@ fn plugin_checks_a_whole_node() {
             "{bad:?}"
         );
     }
+}
+
+/// docs/ci.md's recipes: every file they `--expect` is shown there as the user's own (a
+/// ```yaml block headed with its name) and is a valid expectation file; no recipe checks
+/// `--profile X` beside a file that already `extends: X` (the profile would be checked twice,
+/// the file's replacements undone); the sidecar's file, checked from istio-proxy by default,
+/// names no owner of the app's items (unseen there: UNKNOWN), and the app's file is run with
+/// `--target`.
+#[test]
+fn the_ci_recipes_show_the_users_files_and_check_each_set_once() {
+    let ci = read("docs/ci.md");
+    // The ```yaml blocks whose first line is `# NAME`.
+    let mut files = std::collections::BTreeMap::new();
+    for block in ci.split("```yaml\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        if let Some(name) = body.lines().next().and_then(|l| l.strip_prefix("# "))
+            && !name.contains(' ')
+            && name.ends_with(".yaml")
+            && !name.starts_with('.')
+        {
+            files.insert(name.to_string(), body.to_string());
+        }
+    }
+    assert!(files.contains_key("ci/podports.yaml"), "{files:?}");
+    assert!(files.contains_key("ci/app.yaml"), "{files:?}");
+    // The recipes' command lines, continuation lines joined.
+    let joined = ci.replace("\\\n", " ").replace("\n        --", " --");
+    let recipes: Vec<&str> = joined
+        .lines()
+        .filter(|l| l.contains("podports") && l.contains(" check ") && l.contains("--expect "))
+        .collect();
+    assert!(recipes.len() >= 4, "{recipes:?}");
+    let dir = std::env::temp_dir().join(format!("podports-ship-ci-{}", std::process::id()));
+    for line in &recipes {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if *w != "--expect" {
+                continue;
+            }
+            let name = words[i + 1];
+            let body = files
+                .get(name)
+                .unwrap_or_else(|| panic!("{line}: {name} is not shown in docs/ci.md"));
+            for x in body
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("extends: "))
+            {
+                let x = x.split_whitespace().next().unwrap();
+                assert!(
+                    !line.contains(&format!("--profile {x}")),
+                    "{line}: --profile {x} beside {name}, which extends it"
+                );
+            }
+            assert!(
+                !body.contains("owner: app")
+                    || line.contains("--target ")
+                    || line.contains(" node "),
+                "{line}: {name} says owner: app, seen only from the app's container or the node"
+            );
+            // A valid expectation file: podports checks it (pass or fail), never exit 2.
+            let file = dir.join(name);
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            fs::write(&file, body).unwrap();
+            let o = podports(&["check", "--expect", file.to_str().unwrap()]);
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "{name}: {}",
+                text(&o.stderr)
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -78,7 +78,8 @@ pub fn pod(pod_sc: Value, proxy_sc: Value, native_sidecar: bool) -> Value {
 /// `-i`); `attach -i` writes its stdin to that fifo and keeps it open until the container ends
 /// (podports must not need EOF); `logs` prints what podports wrote. fd 3 of `debug` is kept in
 /// $FAKE_DIR/custom. $FAKE_DIR/mode: `run` (attach returns the container's code), `attach0`
-/// (attach always returns 0), `unpullable` (the container waits in ErrImagePull forever),
+/// (attach always returns 0), `apidown` (`debug` fails as kubectl does with no API server: klog
+/// lines repeated, an escape, then the real error), `unpullable` (the container waits in ErrImagePull forever),
 /// `pending` (the pod never gets a status for it, as on an unreachable node), `refuse`
 /// (admission refuses the container), `crash` (the container dies with 137), `noattach` (attach
 /// fails: podports waits for its stdin).
@@ -154,6 +155,15 @@ case $sub in
     fi
     if [ -z "$node" ] && [ ! -f "$FAKE_DIR/pod-head.json" ]; then
       echo 'Error from server (NotFound): pods "p" not found' >&2
+      exit 1
+    fi
+    if [ "$mode" = apidown ]; then
+      printf 'I1203 10:00:00.000001    4242 cached.go:1] early noise\n' >&2
+      for us in 000002 000003 000004 000005; do
+        printf 'E1203 10:00:00.%s    4242 memcache.go:265] "Unhandled Error" err="couldn'"'"'t get current server API group list: Get \\"https://127.0.0.1:6443/api?timeout=32s\\": dial tcp 127.0.0.1:6443: connect: connection refused"\n' "$us" >&2
+      done
+      printf 'W1203 10:00:00.000006    4242 warnings.go:70] \033[33mtrying\033[0m again\tin\r 1s\a\n' >&2
+      echo 'The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?' >&2
       exit 1
     fi
     if [ "$mode" = refuse ]; then
