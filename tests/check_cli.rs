@@ -653,11 +653,13 @@ fn a_profile_the_file_extends_is_checked_once_as_the_file_modifies_it() {
     assert_exit(&o, 1);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.matches(&format!("warning: {note}")).count(), 1, "{out}");
-    assert_eq!(
-        out.matches("workload-spiffe-uds/socket").count(),
-        1,
-        "{out}"
-    );
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("workload-spiffe-uds/socket"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].trim_start().starts_with("skip"), "{out}");
+    assert!(rows[0].contains(", replaces istio-sidecar"), "{out}");
 
     // A profile the file does not extend is checked beside it, as it is: no note.
     let other = json(&["--profile", "istio-ambient", "--expect", f.path()]);
