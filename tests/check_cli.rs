@@ -599,3 +599,78 @@ fn junit_dash_is_framed_in_base64_after_the_report_byte_for_byte() {
     let decoded = decode.wait_with_output().unwrap();
     assert_eq!(decoded.stdout, written);
 }
+
+/// The newcomer's file: the SDS socket optional (this namespace has none).
+const RELAXED_SDS: &str = "extends: istio-sidecar\n# the SDS socket is external here\nlisten:\n  \
+                           - {path: var/run/secrets/workload-spiffe-uds/socket, optional: true}\n";
+
+#[test]
+fn a_profile_the_file_extends_is_checked_once_as_the_file_modifies_it() {
+    let f = TempFile::new("podports.yaml", RELAXED_SDS.as_bytes());
+    let note = format!(
+        "--profile istio-sidecar: already extended by {}; checked as that file modifies it",
+        f.path()
+    );
+    let sds = |doc: &CheckDocument| -> Vec<(Status, String)> {
+        doc.results
+            .iter()
+            .filter(|r| r.expected.contains("workload-spiffe-uds/socket"))
+            .map(|r| (r.status, r.from.clone()))
+            .collect()
+    };
+    let json = |args: &[&str]| -> CheckDocument {
+        let mut all = vec!["check", "-o", "json"];
+        all.extend_from_slice(args);
+        let o = podports(&all);
+        // No envoy in this namespace: the profile's other items fail, which is not the point.
+        assert_exit(&o, 1);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let alone = json(&["--expect", f.path()]);
+    let one_row = vec![(
+        Status::Skip,
+        format!("{}:4, replaces istio-sidecar", f.path()),
+    )];
+    assert_eq!(sds(&alone), one_row);
+    assert!(!alone.warnings.contains(&note), "{:?}", alone.warnings);
+    for args in [
+        ["--profile", "istio-sidecar", "--expect", f.path()],
+        ["--expect", f.path(), "--profile", "istio-sidecar"],
+    ] {
+        let both = json(&args);
+        assert_eq!(sds(&both), one_row, "{args:?}");
+        assert_eq!(both.results.len(), alone.results.len(), "{args:?}");
+        assert_eq!(both.sources, [f.path()], "{args:?}");
+        assert_eq!(
+            both.warnings.iter().filter(|w| **w == note).count(),
+            1,
+            "{args:?}: {:?}",
+            both.warnings
+        );
+    }
+    // The table says it once, as a warning.
+    let o = podports(&["check", "--profile", "istio-sidecar", "--expect", f.path()]);
+    assert_exit(&o, 1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches(&format!("warning: {note}")).count(), 1, "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("workload-spiffe-uds/socket"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].trim_start().starts_with("skip"), "{out}");
+    assert!(rows[0].contains(", replaces istio-sidecar"), "{out}");
+
+    // A profile the file does not extend is checked beside it, as it is: no note.
+    let other = json(&["--profile", "istio-ambient", "--expect", f.path()]);
+    assert_eq!(other.sources, ["istio-ambient", f.path()]);
+    assert!(
+        other
+            .warnings
+            .iter()
+            .all(|w| !w.contains("already extended")),
+        "{:?}",
+        other.warnings
+    );
+    assert!(other.results.iter().any(|r| r.from == "istio-ambient"));
+}

@@ -538,6 +538,79 @@ fn the_readme_example_fails_a_pod_without_admin_and_readiness_and_passes_a_confo
     assert!(table.contains(", 1 dropped"), "{table}");
 }
 
+/// The CI line `--profile istio-sidecar --expect podports.yaml`, where the file extends the
+/// profile: the profile is the file's base, checked once as the file modifies it. A pod
+/// without envoy's stats port, which the file drops, passes; with the profile checked again
+/// beside the file, it failed on the very port the file dropped.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn the_profile_a_file_extends_is_checked_as_the_file_modifies_it() {
+    if !require_root("the_profile_a_file_extends_is_checked_as_the_file_modifies_it") {
+        return;
+    }
+    let ns = pod_netns();
+    let envoy: Vec<&str> = ENVOY_LISTENERS
+        .iter()
+        .copied()
+        .filter(|op| !op.contains(":15090"))
+        .collect();
+    let pod = start_sidecar(&ns, &envoy, &["tcp-listen=10.0.0.5:9080"]);
+    let dir = Scratch::new();
+    let file = dir.join("podports.yaml");
+    fs::write(
+        &file,
+        "extends: istio-sidecar\nlisten:\n  - {path: var/run/secrets/workload-spiffe-uds/socket, \
+         optional: true}\ndrop:\n  - port: 15090\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let note = format!(
+        "--profile istio-sidecar: already extended by {file}; checked as that file modifies it"
+    );
+    let (code, alone) = check_json(&["--netns", ns.name(), "--expect", file]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&alone));
+    let (code, doc) = check_json(&[
+        "--netns",
+        ns.name(),
+        "--profile",
+        "istio-sidecar",
+        "--expect",
+        file,
+    ]);
+    assert_eq!(code, Some(0), "{:#?}", failing(&doc));
+    assert_eq!(doc.results.len(), alone.results.len(), "{:#?}", doc.results);
+    assert_eq!(doc.sources, [file]);
+    assert_eq!(
+        doc.warnings.iter().filter(|w| **w == note).count(),
+        1,
+        "{:?}",
+        doc.warnings
+    );
+    let stats: Vec<_> = doc
+        .results
+        .iter()
+        .filter(|r| r.port == Some(15090))
+        .collect();
+    assert_eq!(stats.len(), 1, "{stats:#?}");
+    assert_eq!(stats[0].status, Status::Dropped);
+    let sds: Vec<_> = doc
+        .results
+        .iter()
+        .filter(|r| r.expected.contains("workload-spiffe-uds/socket"))
+        .collect();
+    assert_eq!(sds.len(), 1, "{sds:#?}");
+    assert_eq!(sds[0].status, Status::Pass);
+    assert_eq!(sds[0].from, format!("{file}:3, replaces istio-sidecar"));
+    assert_eq!(sds[0].found[0].processes[0].pid, pod.agent.pid());
+    // The profile alone still requires the stats port.
+    let (code, doc) = check_json(&["--netns", ns.name(), "--profile", "istio-sidecar"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        failing(&doc),
+        ["listen tcp/15090 owner=envoy: nothing listens on tcp/15090"]
+    );
+}
+
 /// Ports of `families_pod`: how each is bound.
 const V4: u16 = 1501; // 0.0.0.0
 const V6ONLY: u16 = 1502; // [::] with IPV6_V6ONLY

@@ -1647,6 +1647,32 @@ fn check_all_pods_auto_gives_each_pod_its_verdict() {
     assert_eq!(verdict(&ambient).as_deref(), Some("fail"));
     assert_eq!(verdict(&plain).as_deref(), Some("fail"));
     assert_eq!(verdict(&host).as_deref(), Some("skipped"));
+
+    // A file over the profile it extends, with the profile given too: the file's `drop` of
+    // the admin port holds for every pod (the broken sidecar passes), said once for the node.
+    let file = node.root.join("podports.yaml");
+    fs::write(&file, "extends: istio-sidecar\ndrop:\n  - port: 15000\n").unwrap();
+    let file = file.to_str().unwrap();
+    let o = check_all(
+        root,
+        &[
+            "--profile",
+            "istio-sidecar",
+            "--expect",
+            file,
+            "--namespace",
+            &broken_ns,
+        ],
+    );
+    assert_exit(&o, 0);
+    let t = String::from_utf8(o.stdout).unwrap();
+    let note = format!(
+        "warning: --profile istio-sidecar: already extended by {file}; checked as that file \
+         modifies it"
+    );
+    let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(flat.matches(&note).count(), 1, "{t}");
+    assert!(t.ends_with("check passed\n"), "{t}");
 }
 
 /// `check --all-pods` on a host root with no pods is exit 3 (the node cannot be read), and

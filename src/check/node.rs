@@ -20,9 +20,9 @@ use crate::model::PodRef;
 use crate::request::{Request, Target};
 use crate::sweep;
 
-/// The expectations of every pod, or `auto`.
+/// The expectations of every pod (and the notes of loading them), or `auto`.
 enum Expect {
-    Given(Expectations, Vec<String>),
+    Given(run::Loaded),
     Auto(BTreeMap<&'static str, Expectations>),
 }
 
@@ -55,8 +55,7 @@ fn expectations(inputs: &[Input], bundle: Option<&Bundle>) -> Result<Expect, Err
         .iter()
         .any(|i| matches!(i, Input::Profile(p) if p == profiles::AUTO));
     if !auto {
-        let (exp, sources) = run::load_from(inputs, bundle)?;
-        return Ok(Expect::Given(exp, sources));
+        return Ok(Expect::Given(run::load_from(inputs, bundle)?));
     }
     if inputs.len() > 1 {
         return Err(Error::Usage(
@@ -99,9 +98,9 @@ fn plan_pod<'a>(ins: &Inspection, expect: &'a Expect) -> PodPlan<'a> {
         return done(Verdict::HostNetwork, None);
     }
     match expect {
-        Expect::Given(exp, sources) => PodPlan::Check {
-            exp,
-            sources: sources.clone(),
+        Expect::Given(loaded) => PodPlan::Check {
+            exp: &loaded.exp,
+            sources: loaded.sources.clone(),
             auto: None,
         },
         Expect::Auto(all) => {
@@ -234,10 +233,13 @@ fn check_node(
                 .iter()
                 .filter_map(|k| done.remove(k))
                 .collect::<Vec<_>>();
-            return Ok(NodeReport {
-                pods,
-                warnings: swept.warnings,
-            });
+            // Said once for the node, not once per pod.
+            let mut warnings = match expect {
+                Expect::Given(loaded) => loaded.notes.clone(),
+                Expect::Auto(_) => Vec::new(),
+            };
+            warnings.extend(swept.warnings);
+            return Ok(NodeReport { pods, warnings });
         }
         let limit = wait.unwrap_or_default();
         let failing: Vec<String> = order

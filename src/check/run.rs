@@ -59,14 +59,15 @@ pub fn check(
         ));
     }
     let bundle = plan.bundle.as_deref().map(read_bundle).transpose()?;
-    let (exp, sources) = load_from(&plan.inputs, bundle.as_ref())?;
+    let loaded = load_from(&plan.inputs, bundle.as_ref())?;
     check_until(
         plan.wait,
         POLL_INTERVAL,
         || {
             let ins = inspect::inspect(&plan.request, catalog)?;
             let (families, warning) = families(&plan.request);
-            let mut r = Report::new(&exp, sources.clone(), &ins, families);
+            let mut r = Report::new(&loaded.exp, loaded.sources.clone(), &ins, families);
+            r.warnings.splice(0..0, loaded.notes.iter().cloned());
             r.warnings.extend(warning);
             Ok(r)
         },
@@ -135,18 +136,30 @@ pub fn families_of(reqs: &[Request]) -> Vec<(Families, Option<String>)> {
         .collect()
 }
 
-/// Reads and resolves every profile and file, in order; returns the expectations and the
-/// sources' names. Every error names the profile or file (and the line and column in it).
-pub fn load(inputs: &[Input]) -> Result<(Expectations, Vec<String>), Error> {
+/// What the profiles and files given say, loaded once for every look at the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub exp: Expectations,
+    /// The profiles and files checked, as given (a profile a file extends is not one).
+    pub sources: Vec<String>,
+    /// For the report's warnings: each `--profile` left out as a file's base.
+    pub notes: Vec<String>,
+}
+
+/// Reads and resolves every profile and file, in order. Every error names the profile or
+/// file (and the line and column in it).
+pub fn load(inputs: &[Input]) -> Result<Loaded, Error> {
     load_from(inputs, None)
 }
 
 /// `load`, with the `--expect` files taken from `bundle` when there is one (by the name the
 /// user gave, never from the file system: the container has no such file).
-pub fn load_from(
-    inputs: &[Input],
-    bundle: Option<&Bundle>,
-) -> Result<(Expectations, Vec<String>), Error> {
+///
+/// A `--profile` that a given file extends (directly or through the profiles it extends) is
+/// that file's base, not a second source: it is checked once, as the file modifies it (its
+/// replacements and `drop`s hold), and a note says so. Profiles no file extends, and files,
+/// are all checked as they are.
+pub fn load_from(inputs: &[Input], bundle: Option<&Bundle>) -> Result<Loaded, Error> {
     if inputs.is_empty() {
         return Err(Error::Usage(format!(
             "check needs at least one --profile NAME or --expect FILE; the built-in profiles \
@@ -154,8 +167,7 @@ pub fn load_from(
             profiles::names()
         )));
     }
-    let mut all = Expectations::default();
-    let mut names = Vec::new();
+    let mut loaded: Vec<(bool, Expectations, String)> = Vec::new();
     for input in inputs {
         let (exp, name) = match input {
             Input::Profile(name) => {
@@ -181,10 +193,38 @@ pub fn load_from(
                 (parse_file(bytes, path, &name)?, name)
             }
         };
-        all.append(exp);
-        names.push(name);
+        loaded.push((matches!(input, Input::File(_)), exp, name));
     }
-    Ok((all, names))
+    let mut out = Loaded {
+        exp: Expectations::default(),
+        sources: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (is_file, exp, name) in &loaded {
+        let base_of: Vec<&str> = loaded
+            .iter()
+            .filter(|(file, e, _)| !is_file && *file && e.extends.contains(name))
+            .map(|(_, _, f)| f.as_str())
+            .collect();
+        if base_of.is_empty() {
+            out.exp.append(exp.clone());
+            out.sources.push(name.clone());
+            continue;
+        }
+        let note = format!(
+            "--profile {name}: already extended by {}; checked as {} modifies it",
+            base_of.join(", "),
+            if base_of.len() == 1 {
+                "that file"
+            } else {
+                "each of those files"
+            }
+        );
+        if !out.notes.contains(&note) {
+            out.notes.push(note);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads `--expect-bundle`: `-` is stdin, read up to the bundle's `end` line only.
@@ -469,13 +509,17 @@ mod tests {
             e,
             Error::Usage("--expect /nonexistent/podports.yaml: no such file".into())
         );
-        let (exp, names) = load(&[
+        let twice = load(&[
             Input::Profile("istio-sidecar".into()),
             Input::Profile("istio-sidecar".into()),
         ])
         .unwrap();
-        assert_eq!(names, ["istio-sidecar", "istio-sidecar"]);
-        let once = load(&[Input::Profile("istio-sidecar".into())]).unwrap().0;
-        assert_eq!(exp, once, "the same profile twice checks each item once");
+        assert_eq!(twice.sources, ["istio-sidecar", "istio-sidecar"]);
+        assert!(twice.notes.is_empty(), "{:?}", twice.notes);
+        let once = load(&[Input::Profile("istio-sidecar".into())]).unwrap().exp;
+        assert_eq!(
+            twice.exp, once,
+            "the same profile twice checks each item once"
+        );
     }
 }

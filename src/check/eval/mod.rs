@@ -282,7 +282,8 @@ pub struct Report {
     pub target: String,
     pub netns_inode: Option<u64>,
     pub source: Source,
-    /// The inspection's warnings (a fallback taken, owners hidden).
+    /// The notes of loading (a `--profile` left out as a file's base, `run::Loaded::notes`),
+    /// then the inspection's warnings (a fallback taken, owners hidden).
     pub warnings: Vec<String>,
     pub hidden_owners: usize,
     pub strict: bool,
@@ -376,7 +377,8 @@ impl PodCheck {
 #[derive(Debug, Clone, Default)]
 pub struct NodeReport {
     pub pods: Vec<PodCheck>,
-    /// Pods the sweep skipped (exited, namespace refused) and why.
+    /// Each `--profile` left out as a file's base (`run::Loaded::notes`), then the pods the
+    /// sweep skipped (exited, namespace refused) and why.
     pub warnings: Vec<String>,
 }
 

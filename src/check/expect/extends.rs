@@ -64,6 +64,9 @@ fn resolve_in(
         let resolved = resolve_in(parent, name, lookup, chain)?;
         chain.pop();
         inherited.append(resolved);
+        if !inherited.extends.contains(name) {
+            inherited.extends.push(name.clone());
+        }
     }
     // A built-in profile is named by its name alone; a file's items by file and line.
     let is_profile = !chain.is_empty() || lookup(origin).is_some();
@@ -141,6 +144,7 @@ fn resolve_in(
             .collect(),
         dropped: Vec::new(),
         strict,
+        extends: Vec::new(),
     });
     Ok(out)
 }

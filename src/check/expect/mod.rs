@@ -376,6 +376,9 @@ pub struct Expectations {
     pub dropped: Vec<Dropped>,
     /// The origin that asked for `strict: true`, if any did.
     pub strict: Option<String>,
+    /// The built-in profiles resolved into these through `extends`, directly or through
+    /// the profiles they extend: a file's base, which `--profile` does not add again.
+    pub extends: Vec<String>,
 }
 
 impl Expectations {
@@ -415,6 +418,11 @@ impl Expectations {
         }
         if self.strict.is_none() {
             self.strict = other.strict;
+        }
+        for name in other.extends {
+            if !self.extends.contains(&name) {
+                self.extends.push(name);
+            }
         }
     }
 }

@@ -408,6 +408,11 @@ fn extends_cycles_and_depth_are_refused() {
     };
     let e = resolve_with(spec(), "pod.yaml", &deep).unwrap();
     assert_eq!(e.strict.as_deref(), Some("istio-ambient"));
+    // Every profile reached counts as the file's base, however deep (`--profile` of any of
+    // them is not checked a second time).
+    let mut reached = names.to_vec();
+    reached.reverse();
+    assert_eq!(e.extends, reached);
     // A file may bear a profile's name without being that profile.
     let e = resolve(spec(), "istio-sidecar").unwrap();
     assert!(!e.listen.is_empty());

@@ -108,3 +108,117 @@ fn a_file_requiring_what_its_profile_forbids_fails_and_says_how_to_allow_it() {
         "{o:#?}"
     );
 }
+
+/// `check --profile ... --expect ...` loaded, the files from a bundle (tests read no file).
+fn given(inputs: &[&str], files: &[(&str, &str)]) -> crate::check::run::Loaded {
+    use crate::check::run::{Input, load_from};
+    let bundle = crate::check::bundle::Bundle {
+        files: files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
+            .collect(),
+    };
+    let inputs: Vec<Input> = inputs
+        .iter()
+        .map(|i| match i.strip_prefix("--expect ") {
+            Some(f) => Input::File(f.into()),
+            None => Input::Profile(i.to_string()),
+        })
+        .collect();
+    load_from(&inputs, Some(&bundle)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const SDS: &str = "var/run/secrets/workload-spiffe-uds/socket";
+
+/// The newcomer's file: the SDS socket made optional, Envoy's stats port dropped.
+const RELAXED: &str = "extends: istio-sidecar\nlisten:\n  - {path: var/run/secrets/workload-spiffe-uds/socket, optional: true}\ndrop:\n  - port: 15090\n";
+
+#[test]
+fn a_profile_the_file_extends_is_checked_once_as_the_file_modifies_it() {
+    let files = [("podports.yaml", RELAXED)];
+    let alone = given(&["--expect podports.yaml"], &files);
+    assert!(alone.notes.is_empty(), "{:?}", alone.notes);
+    // The pod without an SDS socket and without 15090: the file allows both.
+    let pod: Vec<Socket> = sidecar()
+        .into_iter()
+        .filter(|s| s.local.port() != Some(15090))
+        .filter(|s| !matches!(&s.local, Endpoint::UnixLocal(UnixName::Path(p)) if p.as_bytes().ends_with(SDS.as_bytes())))
+        .collect();
+    for order in [
+        ["istio-sidecar", "--expect podports.yaml"],
+        ["--expect podports.yaml", "istio-sidecar"],
+    ] {
+        let both = given(&order, &files);
+        assert_eq!(both.exp, alone.exp, "{order:?}");
+        assert_eq!(both.sources, ["podports.yaml"], "{order:?}");
+        assert_eq!(
+            both.notes,
+            [
+                "--profile istio-sidecar: already extended by podports.yaml; checked as that file \
+              modifies it"
+            ],
+            "{order:?}"
+        );
+        let o = evaluate(&both.exp, &pod, Visibility::default());
+        assert!(o.iter().all(|o| !o.failed()), "{order:?}: {o:#?}");
+        // One row for the socket: the file's replacement, skipped (nothing listens there).
+        let sds: Vec<&Outcome> = o.iter().filter(|o| o.expected.contains(SDS)).collect();
+        assert_eq!(sds.len(), 1, "{sds:#?}");
+        assert_eq!(sds[0].status, Status::Skip);
+        assert_eq!(sds[0].from(), "podports.yaml:3, replaces istio-sidecar");
+        // The drop holds: 15090 once, dropped, not required.
+        let stats: Vec<&Outcome> = o
+            .iter()
+            .filter(|o| o.target.as_ref().and_then(|t| t.port()) == Some(15090))
+            .collect();
+        assert_eq!(stats.len(), 1, "{stats:#?}");
+        assert_eq!(stats[0].status, Status::Dropped);
+    }
+    // Two files extending it: said once, naming both.
+    let two = given(
+        &[
+            "istio-sidecar",
+            "--expect a.yaml",
+            "--expect b.yaml",
+            "istio-sidecar",
+        ],
+        &[
+            ("a.yaml", RELAXED),
+            ("b.yaml", "extends: [istio-sidecar]\n"),
+        ],
+    );
+    assert_eq!(two.sources, ["a.yaml", "b.yaml"]);
+    assert_eq!(
+        two.notes,
+        [
+            "--profile istio-sidecar: already extended by a.yaml, b.yaml; checked as each of \
+          those files modifies it"
+        ]
+    );
+}
+
+#[test]
+fn a_profile_no_file_extends_is_checked_as_it_is_beside_the_files() {
+    // A file without `extends`: the profile is a second source, all of it checked.
+    let files = [
+        ("app.yaml", "listen:\n  - {port: 9080, owner: app}\n"),
+        ("podports.yaml", RELAXED),
+    ];
+    let both = given(&["istio-sidecar", "--expect app.yaml"], &files);
+    assert!(both.notes.is_empty(), "{:?}", both.notes);
+    assert_eq!(both.sources, ["istio-sidecar", "app.yaml"]);
+    let o = evaluate(&both.exp, &sidecar(), Visibility::default());
+    assert!(o.iter().all(|o| !o.failed()), "{o:#?}");
+    assert!(
+        o.iter()
+            .any(|o| o.from() == "istio-sidecar" && o.expected.contains(SDS))
+    );
+    assert!(o.iter().any(|o| o.from() == "app.yaml:2"));
+    // A file extending another profile: the one given with --profile is checked as it is.
+    let both = given(&["istio-ambient", "--expect podports.yaml"], &files);
+    assert!(both.notes.is_empty(), "{:?}", both.notes);
+    assert_eq!(both.sources, ["istio-ambient", "podports.yaml"]);
+    let ambient = given(&["istio-ambient"], &files).exp;
+    assert!(ambient.listen.iter().all(|l| both.exp.listen.contains(l)));
+    assert!(ambient.forbid.iter().all(|f| both.exp.forbid.contains(f)));
+}
