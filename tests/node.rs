@@ -1904,18 +1904,26 @@ fn watch_names_the_container_of_a_connection_whose_process_is_gone() {
 }
 
 /// docs/check.md's example of `check --all-pods --profile auto`, as a person sees it at a
-/// terminal of 120 columns (a pty: `script`), from a simulated node of three pods: a sidecar
-/// whose Envoy admin listens on every address, a database with no mesh, and a hostNetwork pod.
-/// What changes from run to run (pids, the namespace's inode) is numbered in order of
-/// appearance; the golden file is tests/golden/check-node.txt (`PODPORTS_BLESS=1` refreshes it).
+/// terminal of 120 columns, from a simulated node of three pods: a sidecar whose Envoy admin
+/// listens on every address, a database with no mesh, and a hostNetwork pod. The check runs
+/// in-process as `podports check --all-pods` runs it; what changes from run to run (pids, the
+/// namespace's inode) is numbered before the table is laid out, so the widths are the same
+/// every time. The golden file is tests/golden/check-node.txt (`PODPORTS_BLESS=1` refreshes it).
 #[cfg_attr(podports_not_root, ignore = "needs root")]
 #[test]
 fn the_node_check_example() {
+    use podports::catalog::Catalog;
+    use podports::check::eval::{NodeReport, Verdict};
+    use podports::check::run::{Input, Plan};
+    use podports::model::FdWalk;
+    use podports::render::columns::Layout as TableLayout;
+    use podports::request::{Filters, Request, Source, Target};
+    use podports::sys::node::HostRoot;
+
     if !require_root("the_node_check_example") {
         return;
     }
     let node = SimNode::new();
-    let root = node.root();
     let ns = "bookshop";
     let _sidecar = mesh_sidecar(&node, ns, "productpage-v1-7d4b9c-x2x7k", "0.0.0.0");
     let mut db = SimPod::new(
@@ -1938,67 +1946,73 @@ fn the_node_check_example() {
     let c = host.container(&node, "node-exporter");
     host.run(c, "node_exporter", &[&join_host, "tcp-listen=127.0.0.1:0"]);
 
-    let command = format!(
-        "{} check --all-pods --host-root {} --profile auto --namespace {ns} --color never",
-        env!("CARGO_BIN_EXE_podports"),
-        root.display()
-    );
-    let o = Command::new("script")
-        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
-        .env("COLUMNS", "120")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("script (util-linux) runs podports on a terminal");
-    let screen = String::from_utf8(o.stdout).unwrap().replace("\r\n", "\n");
-    assert_eq!(o.status.code(), Some(1), "{screen}");
+    let plan = Plan {
+        request: Request {
+            target: Target::AllPods {
+                namespace: Some(ns.to_string()),
+            },
+            source: Source::Netlink,
+            filters: Filters::default(),
+            host: HostRoot::new(node.root()),
+            fd_walk: FdWalk::Auto,
+        },
+        inputs: vec![Input::Profile("auto".into())],
+        wait: None,
+        junit: None,
+        bundle: None,
+    };
+    let catalog = Catalog::builtin().unwrap();
+    let mut report = podports::check::node::check(&plan, &catalog, &mut |_| ()).unwrap();
+    stable_numbers(&mut report);
+    let mut out = Vec::new();
+    let terminal = TableLayout {
+        width: Some(120),
+        ..TableLayout::PLAIN
+    };
+    podports::render::check::write_node_table(&mut out, &report, false, terminal).unwrap();
+    let screen = String::from_utf8(out).unwrap();
+    assert!(!report.passed(), "{screen}");
     assert!(
         screen.lines().all(|l| l.chars().count() <= 120),
         "wider than the terminal:\n{screen}"
     );
-    common::golden::golden("check-node.txt", &stable_numbers(&screen));
-}
+    common::golden::golden("check-node.txt", &screen);
 
-/// Pids (`name[1234]`) become 101, 102, ... and namespace inodes 4026532001, ... in order of
-/// first appearance.
-fn stable_numbers(text: &str) -> String {
-    let mut pids: Vec<String> = Vec::new();
-    let mut inodes: Vec<String> = Vec::new();
-    let mut out = String::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        out.push_str(&rest[..digits]);
-        rest = &rest[digits..];
-        let len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number = &rest[..len];
-        // `envoy[4102]` is a pid; `[1]` after a space is a note's number.
-        let after_bracket = out.ends_with('[')
-            && out[..out.len() - 1]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            && rest[len..].starts_with(']');
-        let mapped = if after_bracket {
-            let at = pids.iter().position(|p| p == number).unwrap_or_else(|| {
-                pids.push(number.to_string());
-                pids.len() - 1
-            });
-            (101 + at).to_string()
-        } else if number.len() == 10 && number.starts_with("4026") {
-            let at = inodes.iter().position(|p| p == number).unwrap_or_else(|| {
-                inodes.push(number.to_string());
-                inodes.len() - 1
-            });
-            (4026532001 + at).to_string()
-        } else {
-            number.to_string()
-        };
-        out.push_str(&mapped);
-        rest = &rest[len..];
+    /// Holders' pids become 101, 102, ... in order of first appearance (in the reasons too),
+    /// each checked pod's namespace inode 4026532001, ...
+    fn stable_numbers(report: &mut NodeReport) {
+        let mut pids: Vec<i32> = Vec::new();
+        let mut inode = 4026532001;
+        for pod in &mut report.pods {
+            let Verdict::Checked(r) = &mut pod.verdict else {
+                continue;
+            };
+            if r.netns_inode.is_some() {
+                r.netns_inode = Some(inode);
+                inode += 1;
+            }
+            for o in &mut r.outcomes {
+                for f in &mut o.found {
+                    for who in &mut f.holders {
+                        if !pids.contains(&who.pid) {
+                            pids.push(who.pid);
+                        }
+                    }
+                }
+            }
+            let new = |pid: i32, pids: &[i32]| 101 + pids.iter().position(|p| *p == pid).unwrap();
+            for o in &mut r.outcomes {
+                for &old in &pids {
+                    o.reason = o
+                        .reason
+                        .replace(&format!("[{old}]"), &format!("[{}]", new(old, &pids)));
+                }
+                for f in &mut o.found {
+                    for who in &mut f.holders {
+                        who.pid = new(who.pid, &pids) as i32;
+                    }
+                }
+            }
+        }
     }
-    out
 }
