@@ -1,7 +1,8 @@
 //! podports at scale, against the kernel: a namespace of 10k TCP sockets held by several
 //! processes (and more sockets in another namespace), compared with `ss` for the count and for
 //! every owner (issue 5: the /proc walk runs beside the dump, the JSON is streamed, a LISTEN-only
-//! dump skips the established hash). Nothing here is timed: `bench/run` measures. Needs root,
+//! dump skips the established hash); and 40k sockets dumped while connections open and close,
+//! each listed once (issue 14). Nothing here is timed: `bench/run` measures. Needs root,
 //! like tests/netns.rs: without it this skips with a reason, and under CI=true fails.
 // A test: it makes sockets, files and processes freely (clippy.toml keeps them in sys/).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -187,4 +188,88 @@ fn ten_thousand_sockets_match_ss_in_count_and_owners() {
         .collect();
     assert_eq!(got.len(), NAMES.len());
     assert_eq!(got, want, "podports -l and ss's listeners differ");
+}
+
+/// A dump of 40k sockets while connections open and close in the namespace (issue 14 item 5):
+/// inet_diag dumps that span many datagrams resume from a cursor, so under churn the kernel
+/// can return a socket twice. Every listing lists each socket once (by inode; by its whole
+/// tuple where the inode is 0, as TIME_WAIT's) and nothing of another namespace, whose
+/// sockets use ports the pod's never do.
+#[cfg_attr(podports_not_root, ignore = "needs root")]
+#[test]
+fn forty_thousand_churning_sockets_are_each_listed_once() {
+    if !require_root("forty_thousand_churning_sockets_are_each_listed_once") {
+        return;
+    }
+    raise_fd_limit();
+    let pod = Netns::new();
+    let other = Netns::new();
+    // 16 x (2 x 1250 + 1) = 40,016 TCP sockets on ports 8000-8015.
+    let helpers: Vec<Proc> = (8000u16..8016)
+        .map(|port| Proc::start(&pod, &install_as("envoy"), &ops(port, CONNS)))
+        .collect();
+    let _elsewhere = Proc::start(&other, &install_as("ztunnel"), &ops(9000, CONNS / 2));
+    // The churn: connections to 8000 opened and closed as fast as one process can.
+    let churner = Command::new("nsenter")
+        .arg(format!("--net={}", pod.path().display()))
+        .args([
+            "--",
+            "python3",
+            "-c",
+            "import socket\nwhile True:\n s=socket.create_connection(('127.0.0.1',8000))\n s.close()",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 in the namespace");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _churner = Kill(churner);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for run in 0..5 {
+        let doc = podports_json(&["--netns", pod.name()]);
+        assert!(
+            doc.sockets.len() >= helpers.len() * (2 * CONNS + 1),
+            "run {run}: {} sockets, fewer than the load",
+            doc.sockets.len()
+        );
+        let mut inodes = std::collections::HashSet::new();
+        let mut tuples = std::collections::HashSet::new();
+        let mut churned = 0;
+        for s in &doc.sockets {
+            let (local, remote) = (inet(&s.local), inet(&s.remote));
+            for end in [&local, &remote] {
+                assert!(
+                    !end.ends_with(":9000"),
+                    "run {run}: another namespace's {s:?}"
+                );
+            }
+            if remote.ends_with(":8000") && s.processes.iter().all(|p| p.comm != "envoy") {
+                churned += 1;
+            }
+            if s.inode != 0 {
+                assert!(
+                    inodes.insert(s.inode),
+                    "run {run}: inode {} listed twice",
+                    s.inode
+                );
+            } else {
+                let tuple = (local, remote, s.state.clone());
+                assert!(
+                    tuples.insert(tuple.clone()),
+                    "run {run}: {tuple:?} listed twice"
+                );
+            }
+        }
+        eprintln!(
+            "run {run}: {} sockets, {} without an inode, {churned} of the churner's",
+            doc.sockets.len(),
+            tuples.len()
+        );
+    }
 }
