@@ -5,6 +5,7 @@
 //! and running it is `sys::bpf`'s job. The program only reads; it must never call a helper
 //! that writes anything but its own output.
 
+use crate::parse::bpf_insn::*;
 use crate::parse::btf::{Btf, Member};
 
 /// The iterator target the program attaches to (`bpf_iter_<target>` in the kernel's BTF).
@@ -66,58 +67,6 @@ impl Layout {
     }
 }
 
-/// One BPF instruction (`struct bpf_insn`).
-#[derive(Debug, Clone, Copy)]
-struct Insn {
-    code: u8,
-    dst: u8,
-    src: u8,
-    off: i16,
-    imm: i32,
-}
-
-impl Insn {
-    fn bytes(self) -> [u8; 8] {
-        let [o0, o1] = self.off.to_le_bytes();
-        let [i0, i1, i2, i3] = self.imm.to_le_bytes();
-        [
-            self.code,
-            (self.dst & 0xf) | (self.src << 4),
-            o0,
-            o1,
-            i0,
-            i1,
-            i2,
-            i3,
-        ]
-    }
-}
-
-// Opcodes (uapi bpf_common.h / bpf.h): class | size-or-op | source.
-const LDX_DW: u8 = 0x79;
-const LDX_W: u8 = 0x61;
-const LDX_H: u8 = 0x69;
-const STX_DW: u8 = 0x7b;
-const STX_W: u8 = 0x63;
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const ADD64_K: u8 = 0x07;
-const AND64_K: u8 = 0x57;
-const JEQ_K: u8 = 0x15;
-const JNE_K: u8 = 0x55;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-
-/// Register numbers: r1 holds the context on entry, r10 is the frame pointer.
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R10: u8 = 10;
-
 const S_IFMT: i32 = 0o170000;
 const S_IFSOCK: i32 = 0o140000;
 /// The superblock magic of sockfs, where every socket's inode lives (uapi magic.h).
@@ -142,16 +91,6 @@ fn ldx(code: u8, dst: u8, src: u8, off: i16) -> Insn {
         src,
         off,
         imm: 0,
-    }
-}
-
-fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+pub mod bpf_insn;
 pub mod btf;
 pub mod cgroup;
 pub mod fd_iter;

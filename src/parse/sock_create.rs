@@ -14,6 +14,7 @@
 /// program's attach BTF id.
 pub const ATTACH_TYPEDEF: &str = "btf_trace_inet_sock_set_state";
 
+use crate::parse::bpf_insn::*;
 use crate::parse::btf::{Btf, Member};
 
 /// Key: the socket cookie (u64). Value: `RECORD` bytes.
@@ -79,62 +80,6 @@ const TCP_CLOSE: i32 = 7;
 /// field leaves room for others).
 const KIND_CONNECT: u32 = 1;
 
-/// One BPF instruction (`struct bpf_insn`).
-#[derive(Debug, Clone, Copy)]
-struct Insn {
-    code: u8,
-    dst: u8,
-    src: u8,
-    off: i16,
-    imm: i32,
-}
-
-impl Insn {
-    fn bytes(self) -> [u8; 8] {
-        let [o0, o1] = self.off.to_le_bytes();
-        let [i0, i1, i2, i3] = self.imm.to_le_bytes();
-        [
-            self.code,
-            (self.dst & 0xf) | (self.src << 4),
-            o0,
-            o1,
-            i0,
-            i1,
-            i2,
-            i3,
-        ]
-    }
-}
-
-// Opcodes (uapi bpf_common.h / bpf.h): class | size-or-op | source.
-const LDX_DW: u8 = 0x79;
-const STX_DW: u8 = 0x7b;
-const STX_W: u8 = 0x63;
-const ST_W: u8 = 0x62;
-const LD_IMM64: u8 = 0x18;
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const MOV32_X: u8 = 0xbc;
-const ADD64_K: u8 = 0x07;
-const RSH64_K: u8 = 0x77;
-const JEQ_K: u8 = 0x15;
-const JNE_K: u8 = 0x55;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-/// `src` of an `LD_IMM64` whose immediate is a map's file descriptor.
-const PSEUDO_MAP_FD: u8 = 1;
-
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R4: u8 = 4;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-const R10: u8 = 10;
-
 /// Where the record and the key lie on the program's stack (below the frame pointer).
 const VALUE: i16 = -40;
 const KEY_AT: i16 = -48;
@@ -144,16 +89,6 @@ const KEY_AT: i16 = -48;
 const CTX_SK: i16 = 0;
 const CTX_OLD: i16 = 8;
 const CTX_NEW: i16 = 16;
-
-fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
-}
 
 /// Jump targets of the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
